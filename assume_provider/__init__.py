@@ -1,0 +1,47 @@
+"""assume-provider: chained IAM AssumeRole credentials for every boto3/botocore session.
+
+Names are imported lazily so that ``import assume_provider`` (done by the zero-code start-up
+hook and the CLI) never imports botocore until a name that needs it is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AssumeRoleChainProvider",
+    "ConfigError",
+    "install",
+    "register",
+    "uninstall",
+]
+
+_LAZY = {
+    "AssumeRoleChainProvider": "provider",
+    "ConfigError": "errors",
+    "install": "registration",
+    "register": "registration",
+    "uninstall": "registration",
+}
+
+if TYPE_CHECKING:
+    from .errors import ConfigError
+    from .provider import AssumeRoleChainProvider
+    from .registration import install, register, uninstall
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'assume_provider' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

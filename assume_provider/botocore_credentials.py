@@ -1,0 +1,84 @@
+"""botocore's view of the refresh engine: a Credentials object that signers and users call.
+
+botocore signs every request with ``get_frozen_credentials()``; this answers from the engine,
+whose hot path is one clock read and one comparison, and rebuilds botocore's frozen tuple
+only when the engine hands out new credentials.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Optional, Tuple
+
+import botocore.credentials
+
+from .refresh import RefreshingCredentials, TemporaryCredentials
+
+
+class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: ignore[misc]
+    """A ``RefreshableCredentials`` whose state lives in a RefreshingCredentials engine."""
+
+    # RefreshableCredentials.__init__ is deliberately not called: it wants initial
+    # credentials, and its refresh logic (per-object, blocking) is what the engine replaces.
+    def __init__(
+        self, engine: RefreshingCredentials, method: str, account_id: Optional[str] = None
+    ) -> None:
+        self._engine = engine
+        self.method = method
+        self._account_id = account_id
+        self._snapshot: Optional[Tuple[TemporaryCredentials, Any]] = None
+
+    @property
+    def engine(self) -> RefreshingCredentials:
+        return self._engine
+
+    def get_frozen_credentials(self) -> Any:
+        current = self._engine.get()
+        snapshot = self._snapshot
+        if snapshot is not None and snapshot[0] is current:
+            return snapshot[1]
+        frozen = botocore.credentials.ReadOnlyCredentials(
+            current.access_key_id,
+            current.secret_access_key,
+            current.session_token,
+            self._account_id,
+        )
+        self._snapshot = (current, frozen)  # one assignment: readers see old or new, whole
+        return frozen
+
+    @property
+    def access_key(self) -> str:
+        return str(self.get_frozen_credentials().access_key)
+
+    @property
+    def secret_key(self) -> str:
+        return str(self.get_frozen_credentials().secret_key)
+
+    @property
+    def token(self) -> Optional[str]:
+        token = self.get_frozen_credentials().token
+        return None if token is None else str(token)
+
+    @property
+    def account_id(self) -> Optional[str]:
+        return self._account_id
+
+    @property
+    def _expiry_time(self) -> Optional[datetime.datetime]:
+        current = self._engine.current
+        if current is None or current.expiration is None:
+            return None
+        return datetime.datetime.fromtimestamp(current.expiration, datetime.timezone.utc)
+
+    def refresh_needed(self, refresh_in: Optional[float] = None) -> bool:
+        # The engine decides; botocore's callers only use this to decide whether to refresh.
+        return False
+
+    def invalidate(self, access_key_id: Optional[str] = None) -> None:
+        """Route the next call through a refresh (after a service answered ExpiredToken)."""
+        self._engine.invalidate(access_key_id)
+
+    def __repr__(self) -> str:
+        current = self._engine.current
+        key = current.access_key_id if current else None
+        return f"<EngineCredentials method={self.method!r} access_key_id={key!r}>"

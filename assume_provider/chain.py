@@ -1,0 +1,183 @@
+"""The chain: AssumeRole hop by hop, each hop signed with the previous hop's credentials."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional, Sequence
+
+import botocore.exceptions
+
+from .errors import AssumeRoleError
+from .redaction import register_secret
+from .refresh import TemporaryCredentials
+
+logger = logging.getLogger(__name__)
+
+# AWS caps a session assumed with role-session credentials (role chaining) at one hour and
+# rejects a longer DurationSeconds with a cryptic ValidationError.
+ROLE_CHAINING_LIMIT = 3600
+
+# STS answers that no retry can fix: the engine raises them at once instead of backing off.
+NON_RECOVERABLE_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "ValidationError",
+        "MalformedPolicyDocument",
+        "PackedPolicyTooLarge",
+        "RegionDisabledException",
+        "InvalidClientTokenId",
+        "InvalidIdentityToken",
+        "SignatureDoesNotMatch",
+        "UnrecognizedClientException",
+    }
+)
+EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+
+# Makes an STS client signed with the given credentials (access key, secret, token).
+StsClientFactory = Callable[[str, str, Optional[str]], Any]
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One AssumeRole of the chain, as it will be sent."""
+
+    index: int  # 1-based, as users count hops
+    role_arn: str
+    duration_seconds: int
+    external_id: Optional[str]
+
+
+@dataclass(frozen=True)
+class HopResult:
+    hop: Hop
+    credentials: TemporaryCredentials
+    assumed_role_arn: str
+    signed_by_key_id: str
+
+
+def plan_hops(
+    role_arns: Sequence[str],
+    *,
+    duration_seconds: int,
+    external_id: Optional[str],
+    source_is_role_session: bool,
+) -> List[Hop]:
+    """The hops to send, with durations capped where AWS's role-chaining limit applies."""
+    hops = []
+    for position, role_arn in enumerate(role_arns):
+        chained = position > 0 or source_is_role_session
+        duration = duration_seconds
+        if chained and duration > ROLE_CHAINING_LIMIT:
+            duration = ROLE_CHAINING_LIMIT
+        last = position == len(role_arns) - 1
+        hops.append(Hop(position + 1, role_arn, duration, external_id if last else None))
+    capped = [hop.index for hop in hops if hop.duration_seconds < duration_seconds]
+    if capped:
+        logger.info(
+            "duration_seconds %d capped at %d for hop(s) %s: AWS limits role chaining to 1 hour",
+            duration_seconds,
+            ROLE_CHAINING_LIMIT,
+            ", ".join(map(str, capped)),
+        )
+    return hops
+
+
+def assume_hop(
+    hop: Hop,
+    caller: TemporaryCredentials,
+    *,
+    session_name: str,
+    make_sts_client: StsClientFactory,
+) -> HopResult:
+    """One AssumeRole call; every failure becomes an AssumeRoleError naming the hop."""
+    client = make_sts_client(caller.access_key_id, caller.secret_access_key, caller.session_token)
+    params: dict[str, Any] = {
+        "RoleArn": hop.role_arn,
+        "RoleSessionName": session_name,
+        "DurationSeconds": hop.duration_seconds,
+    }
+    if hop.external_id is not None:
+        params["ExternalId"] = hop.external_id
+    try:
+        response = client.assume_role(**params)
+    except botocore.exceptions.ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = error.get("Code") or "Unknown"
+        raise AssumeRoleError(
+            f"AssumeRole failed on hop {hop.index} ({hop.role_arn}), called as key "
+            f"{caller.access_key_id}: {code}: {error.get('Message', '').strip()}",
+            role_arn=hop.role_arn,
+            hop=hop.index,
+            error_code=code,
+            recoverable=code not in NON_RECOVERABLE_CODES,
+        ) from None
+    except botocore.exceptions.BotoCoreError as exc:
+        # Network failures, timeouts and unparseable responses: retrying may help.
+        raise AssumeRoleError(
+            f"AssumeRole failed on hop {hop.index} ({hop.role_arn}): {exc}",
+            role_arn=hop.role_arn,
+            hop=hop.index,
+            error_code=None,
+            recoverable=True,
+        ) from None
+    credentials = _credentials_from(response, hop)
+    assumed = (response.get("AssumedRoleUser") or {}).get("Arn") or hop.role_arn
+    return HopResult(hop, credentials, str(assumed), caller.access_key_id)
+
+
+def _credentials_from(response: Any, hop: Hop) -> TemporaryCredentials:
+    """Validate STS's answer: a malformed one must never be cached."""
+    raw = response.get("Credentials") if isinstance(response, dict) else None
+    if not isinstance(raw, dict):
+        raw = {}
+    fields = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
+    missing = [name for name in fields if not raw.get(name)]
+    if missing or not all(isinstance(raw[name], str) for name in fields[:3]):
+        raise AssumeRoleError(
+            f"AssumeRole on hop {hop.index} ({hop.role_arn}) returned malformed credentials "
+            f"(missing or invalid: {', '.join(missing) or 'field types'})",
+            role_arn=hop.role_arn,
+            hop=hop.index,
+            error_code=None,
+            recoverable=True,
+        )
+    register_secret(raw["SecretAccessKey"], raw["SessionToken"])
+    expiration = raw["Expiration"]
+    try:
+        expires_at = float(expiration.timestamp())
+    except (AttributeError, TypeError, ValueError, OverflowError, OSError):
+        raise AssumeRoleError(
+            f"AssumeRole on hop {hop.index} ({hop.role_arn}) returned an unreadable Expiration",
+            role_arn=hop.role_arn,
+            hop=hop.index,
+            error_code=None,
+            recoverable=True,
+        ) from None
+    return TemporaryCredentials(
+        access_key_id=raw["AccessKeyId"],
+        secret_access_key=raw["SecretAccessKey"],
+        session_token=raw["SessionToken"],
+        expiration=expires_at,
+    )
+
+
+def assume_chain(
+    hops: Sequence[Hop],
+    source: TemporaryCredentials,
+    *,
+    session_name: str,
+    make_sts_client: StsClientFactory,
+    on_hop: Optional[Callable[[HopResult], None]] = None,
+) -> List[HopResult]:
+    """Every hop in order, each signed by the previous hop's credentials."""
+    results: List[HopResult] = []
+    caller = source
+    for hop in hops:
+        result = assume_hop(hop, caller, session_name=session_name, make_sts_client=make_sts_client)
+        if on_hop is not None:
+            on_hop(result)
+        results.append(result)
+        caller = result.credentials
+    return results

@@ -1,0 +1,65 @@
+"""The ``assume-provider`` command line: a thin caller of the library.
+
+Import cost matters here (``credential-process`` runs on every ``aws`` call), so this module
+and the fast paths of its subcommands import neither botocore nor boto3; each subcommand
+module imports what it needs inside its handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Optional, Sequence
+
+from . import common
+
+# Each subcommand module exposes ``add_parser(subparsers, parents)``, which registers its
+# parser with ``set_defaults(handler=...)``. The handler takes the parsed namespace and
+# returns the exit status.
+_SUBCOMMAND_MODULES = ("credential_process", "env_cmd", "exec_cmd", "whoami", "template_cmd")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors in this tool's one-line format and exit status 2."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+        common.print_error(message)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = _Parser(
+        prog="assume-provider",
+        description="Chained IAM AssumeRole credentials for the AWS CLI, shells and SDKs.",
+    )
+    common.add_global_options(parser, top_level=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    parents = [common.settings_parent_parser()]
+    for name in _SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{name}":
+                continue  # subcommand not built yet
+            raise
+        module.add_parser(subparsers, parents)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return common.run_handler(handler, args)
+
+
+def console_main() -> None:
+    raise SystemExit(main())

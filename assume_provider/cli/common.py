@@ -1,0 +1,111 @@
+"""Options, error reporting and exit statuses shared by every subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from typing import Any, Callable, Dict
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+ERROR_PREFIX = "assume-provider: error: "
+
+
+def print_error(message: str) -> None:
+    """One line on stderr, in the format every failure of this tool uses."""
+    one_line = " ".join(str(message).split())
+    sys.stderr.write(f"{ERROR_PREFIX}{one_line}\n")
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    # --debug is accepted before and after the subcommand; the subcommand's copy must not
+    # reset a value given before it, hence SUPPRESS there.
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if top_level else argparse.SUPPRESS,
+        help="show debug logs (secrets redacted) and a traceback on failure",
+    )
+
+
+def settings_parent_parser() -> argparse.ArgumentParser:
+    """The settings every subcommand accepts, named as in the library."""
+    parent = argparse.ArgumentParser(add_help=False)
+    add_global_options(parent, top_level=False)
+    group = parent.add_argument_group("settings (override environment and config file)")
+    group.add_argument(
+        "--role-arn",
+        action="append",
+        metavar="ARN",
+        help="role to assume; repeat it, or give a comma list, for a chain (first hop first)",
+    )
+    group.add_argument(
+        "--source",
+        help="source credentials: auto, instance-metadata, container, environment, profile:NAME",
+    )
+    group.add_argument("--external-id", help="external ID sent on the last hop")
+    group.add_argument("--session-name", help="role session name")
+    group.add_argument("--duration-seconds", help="requested duration of each hop")
+    group.add_argument("--profile", help="AWS config profile to read settings from")
+    return parent
+
+
+def settings_arguments(args: argparse.Namespace) -> Dict[str, Any]:
+    """The explicit settings given on the command line, as library keyword arguments."""
+    explicit: Dict[str, Any] = {}
+    if getattr(args, "role_arn", None):
+        explicit["role_arn"] = ",".join(args.role_arn)
+    for name in ("source", "external_id", "session_name", "duration_seconds"):
+        value = getattr(args, name, None)
+        if value is not None:
+            explicit[name] = value
+    return explicit
+
+
+def configure_logging(debug: bool) -> None:
+    if not debug:
+        return
+    from ..redaction import install_redaction
+
+    logging.basicConfig(
+        level=logging.DEBUG,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    install_redaction()
+
+
+def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a subcommand, turning every failure into one line on stderr and an exit status."""
+    debug = bool(getattr(args, "debug", False))
+    configure_logging(debug)
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI boundary: every error becomes one line
+        status = exit_status_for(exc)
+        if debug:
+            from ..redaction import redact_text
+
+            sys.stderr.write(redact_text("".join(traceback.format_exc())))
+        print_error(describe(exc))
+        return status
+
+
+def exit_status_for(exc: BaseException) -> int:
+    from ..errors import ConfigError
+
+    return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILURE
+
+
+def describe(exc: BaseException) -> str:
+    """The error's message, never a secret (messages are redacted as a last line of defence)."""
+    from ..redaction import redact_text
+
+    text = str(exc) or type(exc).__name__
+    return redact_text(text)

@@ -1,0 +1,49 @@
+"""Errors a user can act on: each says which setting or hop failed, and why."""
+
+from __future__ import annotations
+
+from botocore.exceptions import BotoCoreError
+
+
+class AssumeProviderError(BotoCoreError):  # type: ignore[misc]
+    """Base class: a failure of this package, with a message that is already one clear line."""
+
+    fmt = "{message}"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message=message)
+        self.message = message
+
+
+class ConfigError(AssumeProviderError):
+    """An invalid setting, raised before any network call.
+
+    The message names the setting, where its value came from and what is allowed.
+    """
+
+
+class SourceCredentialsError(AssumeProviderError):
+    """The source credentials (instance profile, environment, profile...) could not be loaded."""
+
+
+class AssumeRoleError(AssumeProviderError):
+    """STS refused or failed one hop of the chain.
+
+    ``recoverable`` is False for errors that retrying cannot fix (AccessDenied,
+    ValidationError...), so the refresh engine raises them at once instead of backing off.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        role_arn: str,
+        hop: int,
+        error_code: str | None,
+        recoverable: bool,
+    ) -> None:
+        super().__init__(message)
+        self.role_arn = role_arn
+        self.hop = hop
+        self.error_code = error_code
+        self.recoverable = recoverable

@@ -1,0 +1,159 @@
+"""``AssumeRoleChainProvider``: the entry in botocore's credential chain.
+
+``load()`` resolves the settings of the session it belongs to (at resolution time, because
+boto3 sets a session's profile after the session is created), then hands out the process-wide
+shared credentials for those settings. It makes no network call itself: the first signed
+request fetches through the refresh engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import botocore.credentials
+import botocore.exceptions
+import botocore.session
+
+from . import shared
+from .botocore_credentials import EngineCredentials
+from .chain import EXPIRED_TOKEN_CODES, HopResult, assume_chain, plan_hops
+from .errors import AssumeRoleError, ConfigError
+from .refresh import RefreshingCredentials, TemporaryCredentials
+from .settings import ConfigProfile, Settings, resolve_settings
+from .sources import SourceCredentials, SourceKey, source_key
+from .sts import StsTarget, sts_client_factory, sts_target
+
+logger = logging.getLogger(__name__)
+
+METHOD = "assume-provider"
+
+
+def session_profile(session: botocore.session.Session) -> ConfigProfile:
+    """The session's active profile, with the origin of its name in any error."""
+    name = session.get_config_variable("profile") or "default"
+    path = session.get_config_variable("config_file")
+    try:
+        values = session.get_scoped_config() or {}
+    except botocore.exceptions.ProfileNotFound:
+        named_by = "AWS_PROFILE" if os.environ.get("AWS_PROFILE") == name else "the session"
+        raise ConfigError(
+            f"profile '{name}' (named by {named_by}) is not in the AWS config file {path}"
+        ) from None
+    return ConfigProfile(name, os.path.expanduser(path) if path else None, dict(values))
+
+
+def resolve_session_settings(
+    session: botocore.session.Session, arguments: Mapping[str, Any]
+) -> Settings:
+    return resolve_settings(arguments, os.environ, session_profile(session))
+
+
+@dataclass(frozen=True)
+class ChainKey:
+    """Everything that determines the chain's result: equal keys share one credentials object."""
+
+    source: SourceKey
+    role_arns: tuple[str, ...]
+    external_id: Optional[str]
+    session_name: str
+    duration_seconds: int
+    sts: StsTarget
+
+
+class ChainFetcher:
+    """The engine's ``fetch``: source credentials, then every hop. Called once per refresh."""
+
+    def __init__(self, settings: Settings, source: SourceCredentials, make_sts_client: Any) -> None:
+        self._settings = settings
+        self._source = source
+        self._make_sts_client = make_sts_client
+
+    def source_credentials(self) -> TemporaryCredentials:
+        frozen, _method = self._source.get()
+        return TemporaryCredentials(frozen.access_key, frozen.secret_key, frozen.token, None)
+
+    def hops(self) -> list[HopResult]:
+        try:
+            return self._assume_once()
+        except AssumeRoleError as exc:
+            # The source (an instance profile) may have expired before botocore noticed:
+            # reload it once and try again; any other failure is the engine's to handle.
+            if exc.hop != 1 or exc.error_code not in EXPIRED_TOKEN_CODES:
+                raise
+            logger.info("source credentials rejected as expired; reloading them once")
+            self._source.reload()
+            return self._assume_once()
+
+    def _assume_once(self) -> list[HopResult]:
+        source = self.source_credentials()
+        hops = plan_hops(
+            self._settings.role_arns,
+            duration_seconds=self._settings.duration_seconds,
+            external_id=self._settings.external_id,
+            source_is_role_session=source.session_token is not None,
+        )
+        return assume_chain(
+            hops,
+            source,
+            session_name=self._settings.session_name,
+            make_sts_client=self._make_sts_client,
+        )
+
+    def __call__(self) -> TemporaryCredentials:
+        return self.hops()[-1].credentials
+
+
+def account_of(role_arn: str) -> str:
+    return role_arn.split(":")[4]
+
+
+def shared_credentials(settings: Settings, session: botocore.session.Session) -> EngineCredentials:
+    """The process-wide credentials object for these settings (no network I/O here)."""
+    target = sts_target(session)
+    source_id = source_key(settings.source, session)
+    source = shared.shared(("source", source_id), lambda: SourceCredentials(settings.source, session))
+    key = ChainKey(
+        source=source_id,
+        role_arns=settings.role_arns,
+        external_id=settings.external_id,
+        session_name=settings.session_name,
+        duration_seconds=settings.duration_seconds,
+        sts=target,
+    )
+
+    def build() -> EngineCredentials:
+        fetcher = ChainFetcher(settings, source, sts_client_factory(session, target))
+        engine = RefreshingCredentials(fetcher, name=" -> ".join(settings.role_arns))
+        return EngineCredentials(engine, METHOD, account_id=account_of(settings.role_arns[-1]))
+
+    return shared.shared(("chain", key), build)
+
+
+class AssumeRoleChainProvider(botocore.credentials.CredentialProvider):  # type: ignore[misc]
+    """Assumes the configured role chain; inactive (``load()`` is None) when none is set."""
+
+    METHOD = METHOD
+    # botocore requires custom providers' canonical names to start with "custom".
+    CANONICAL_NAME = "custom-assume-provider"
+
+    def __init__(self, session: Optional[botocore.session.Session] = None, **arguments: Any) -> None:
+        super().__init__(session)
+        # Explicit arguments are checked now, so a typo fails at register()/install() time.
+        resolve_settings(arguments, {}, ConfigProfile("default", None, {}))
+        self.arguments = dict(arguments)
+        self.enabled = True
+
+    def settings(self) -> Settings:
+        session = self.session or botocore.session.get_session()
+        return resolve_session_settings(session, self.arguments)
+
+    def load(self) -> Optional[EngineCredentials]:
+        if not self.enabled:
+            return None
+        settings = self.settings()
+        if not settings.active:
+            return None
+        return shared_credentials(settings, self.session or botocore.session.get_session())

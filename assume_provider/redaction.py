@@ -1,0 +1,95 @@
+"""Keeping secrets out of logs, tracebacks and error messages.
+
+Two layers. Values: every secret access key and session token this package handles is
+registered here, and any log record that contains one is rewritten before a handler sees
+it. Shapes: STS and IMDS responses are logged by botocore (DEBUG) before this package has
+seen their secrets, so fields named like secrets are masked by pattern too.
+
+The hook is a log-record factory: botocore checks ``isEnabledFor(DEBUG)`` before building a
+record, so with DEBUG off no record is built and this costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any, Callable, Optional
+
+MASK = "****"
+_MAX_SECRETS = 256  # old rotated secrets beyond this are no longer in use anywhere
+
+_lock = threading.Lock()
+_secrets: "dict[str, None]" = {}  # insertion-ordered set, bounded
+_installed_factory: Optional[Callable[..., logging.LogRecord]] = None
+
+_SECRET_FIELD = re.compile(
+    r"""(?ix)
+    (
+      <(SecretAccessKey|SessionToken|Token)>[^<]*</\2>            # XML (STS responses)
+    | (["']?(?:SecretAccessKey|SessionToken|Token|aws_secret_access_key|aws_session_token
+           |X-Amz-Security-Token|secret_key|token)["']?\s*[:=]\s*b?)
+      (["'])[^"']*\4                                              # JSON, dict reprs, headers
+    | (X-Amz-Security-Token=)[^&\s'"]+                              # presigned query strings
+    | (x-amz-security-token:)[^\s'"\\]+                              # canonical request lines
+    )
+    """
+)
+
+
+def _mask_field(match: "re.Match[str]") -> str:
+    if match.group(2):
+        return f"<{match.group(2)}>{MASK}</{match.group(2)}>"
+    if match.group(3):
+        return f"{match.group(3)}{match.group(4)}{MASK}{match.group(4)}"
+    return f"{match.group(5) or match.group(6)}{MASK}"
+
+
+def register_secret(*values: Optional[str]) -> None:
+    """Remember secret values so that they are masked wherever they would be logged."""
+    with _lock:
+        for value in values:
+            if value and len(value) >= 8:
+                _secrets.pop(value, None)
+                _secrets[value] = None
+        while len(_secrets) > _MAX_SECRETS:
+            _secrets.pop(next(iter(_secrets)))
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every known secret and every secret-shaped field masked."""
+    with _lock:
+        known = list(_secrets)
+    for secret in known:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return _SECRET_FIELD.sub(_mask_field, text)
+
+
+def _redacted_record(record: logging.LogRecord) -> logging.LogRecord:
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a broken record is logging's problem, not ours
+        return record
+    cleaned = redact_text(message)
+    if cleaned != message:
+        record.msg = cleaned
+        record.args = None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
+    return record
+
+
+def install_redaction() -> None:
+    """Wrap the process's log-record factory once (idempotent, chains any existing factory)."""
+    global _installed_factory
+    with _lock:
+        current = logging.getLogRecordFactory()
+        if _installed_factory is not None and current is _installed_factory:
+            return
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            return _redacted_record(current(*args, **kwargs))
+
+        _installed_factory = factory
+        logging.setLogRecordFactory(factory)

@@ -1,0 +1,120 @@
+"""Putting the provider first in botocore's chain: for one session, or for every session.
+
+``install()`` uses ``botocore.register_initializer``, which botocore runs at the end of every
+``Session.__init__`` (boto3's sessions and the AWS CLI's included). The session's resolver is
+registered lazily, so it is built at first use, after boto3 has applied the session's profile.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any, Optional
+
+import botocore
+import botocore.credentials
+import botocore.session
+
+from .provider import METHOD, AssumeRoleChainProvider
+from .redaction import install_redaction
+
+_lock = threading.RLock()
+_providers: "weakref.WeakKeyDictionary[botocore.session.Session, AssumeRoleChainProvider]" = (
+    weakref.WeakKeyDictionary()
+)
+_installed_settings: Optional[dict[str, Any]] = None
+
+
+def _botocore_session(session: Any) -> botocore.session.Session:
+    if session is None:
+        import boto3
+
+        session = boto3._get_default_session()
+    # A boto3.Session wraps a botocore session; its public accessor is ``_session`` only.
+    inner = getattr(session, "_session", None)
+    if isinstance(inner, botocore.session.Session):
+        return inner
+    if isinstance(session, botocore.session.Session):
+        return session
+    raise TypeError(
+        f"register() needs a boto3.Session or botocore.session.Session, not {type(session)!r}"
+    )
+
+
+def _resolver_factory(session: botocore.session.Session, provider: AssumeRoleChainProvider) -> Any:
+    def build_resolver() -> Any:
+        # botocore's own factory passes the region of the last client created; keep that.
+        region = getattr(session, "_last_client_region_used", None)
+        resolver = botocore.credentials.create_credential_resolver(session, region_name=region)
+        if all(existing.METHOD != METHOD for existing in resolver.providers):
+            resolver.providers.insert(0, provider)
+        return resolver
+
+    return build_resolver
+
+
+def register(session: Any = None, **settings: Any) -> AssumeRoleChainProvider:
+    """Make ``session`` (default: boto3's default session) resolve credentials through the chain.
+
+    Registering a session again updates its settings; it never adds a second provider.
+    """
+    target = _botocore_session(session)
+    with _lock:
+        provider = _providers.get(target)
+        if provider is not None:
+            provider.arguments = AssumeRoleChainProvider(target, **settings).arguments
+            provider.enabled = True
+            return provider
+        provider = AssumeRoleChainProvider(target, **settings)
+        _providers[target] = provider
+    install_redaction()
+    target.lazy_register_component("credential_provider", _resolver_factory(target, provider))
+    return provider
+
+
+def _initializer(session: botocore.session.Session) -> None:
+    settings = _installed_settings
+    if settings is not None:
+        register(session, **settings)
+
+
+def install(**settings: Any) -> None:
+    """From now on, every botocore session in the process uses the chain first. Idempotent."""
+    global _installed_settings
+    AssumeRoleChainProvider(None, **settings)  # invalid arguments fail here, not later
+    with _lock:
+        first_time = _installed_settings is None
+        _installed_settings = dict(settings)
+        if first_time:
+            botocore.register_initializer(_initializer)
+        existing = list(_providers.values())
+    for provider in existing:
+        provider.enabled = True
+    install_redaction()
+    _register_existing_default_session(settings)
+
+
+def _register_existing_default_session(settings: dict[str, Any]) -> None:
+    # boto3's default session may predate install(); sessions made later go through the
+    # initializer. Only look if boto3 is already imported: install() must not import it.
+    import sys
+
+    boto3 = sys.modules.get("boto3")
+    default = getattr(boto3, "DEFAULT_SESSION", None) if boto3 else None
+    if default is not None:
+        register(default, **settings)
+
+
+def uninstall() -> None:
+    """Undo ``install()``: new sessions no longer get the provider, existing ones stop using it."""
+    global _installed_settings
+    with _lock:
+        if _installed_settings is None:
+            return
+        _installed_settings = None
+        try:
+            botocore.unregister_initializer(_initializer)
+        except ValueError:
+            pass
+        for provider in _providers.values():
+            provider.enabled = False

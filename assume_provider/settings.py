@@ -1,0 +1,303 @@
+"""Settings: read from arguments, environment and config profile; validated before any network call.
+
+Precedence is explicit argument > environment variable > key in the active profile of the
+AWS config file > default. Every value remembers where it came from, so an error can say
+"ASSUME_PROVIDER_DURATION_SECONDS (environment variable) = '99': must be ...".
+
+No botocore import here: the CLI's fast path parses settings too.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+ROLE_ARN = "role_arn"
+SOURCE = "source"
+EXTERNAL_ID = "external_id"
+SESSION_NAME = "session_name"
+DURATION_SECONDS = "duration_seconds"
+CACHE_DIR = "cache_dir"
+
+SETTING_NAMES = (ROLE_ARN, SOURCE, EXTERNAL_ID, SESSION_NAME, DURATION_SECONDS, CACHE_DIR)
+
+# The public names of each setting in each place it can come from (INTERFACE.md).
+ENV_PREFIX = "ASSUME_PROVIDER_"
+CONFIG_PREFIX = "assume_provider_"
+
+
+def env_var(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def config_key(name: str) -> str:
+    return CONFIG_PREFIX + name
+
+
+PARTITIONS = ("aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b")
+_ROLE_ARN_RE = re.compile(
+    r"^arn:(?P<partition>[^:]+):iam::(?P<account>[^:]*):(?P<kind>[^/:]+)/(?P<path_name>.+)$"
+)
+_ROLE_PATH_NAME_RE = re.compile(r"^(?:/?[\x21-\x7e]+/)*[\w+=,.@-]{1,64}$")
+_SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
+_SESSION_NAME_BAD_CHARS = re.compile(r"[^\w+=,.@-]")
+_EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+
+MIN_DURATION = 900
+MAX_DURATION = 43200
+DEFAULT_DURATION = 3600
+SOURCE_KINDS = ("auto", "instance-metadata", "container", "environment")
+PROFILE_SOURCE_PREFIX = "profile:"
+
+DEFAULT_CACHE_DIR = os.path.join("~", ".aws", "assume-provider", "cache")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where one setting's value came from, in words a user can look up."""
+
+    description: str
+
+    @staticmethod
+    def argument(name: str) -> Origin:
+        return Origin(f"argument {name}")
+
+    @staticmethod
+    def environment(name: str) -> Origin:
+        return Origin(f"environment variable {env_var(name)}")
+
+    @staticmethod
+    def config(name: str, profile: str, path: Optional[str]) -> Origin:
+        where = f" of {path}" if path else ""
+        return Origin(f"key {config_key(name)} in profile '{profile}'{where}")
+
+    @staticmethod
+    def default() -> Origin:
+        return Origin("default")
+
+    def __str__(self) -> str:
+        return self.description
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the first hop's credentials come from."""
+
+    kind: str  # one of SOURCE_KINDS or "profile"
+    profile: Optional[str] = None
+
+    def __str__(self) -> str:
+        return f"{PROFILE_SOURCE_PREFIX}{self.profile}" if self.kind == "profile" else self.kind
+
+
+@dataclass(frozen=True)
+class ConfigProfile:
+    """The active profile of the AWS config file: its name, file and keys."""
+
+    name: str
+    path: Optional[str]
+    values: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings. ``role_arns`` empty means the provider is inactive."""
+
+    role_arns: Tuple[str, ...]
+    source: Source
+    external_id: Optional[str]
+    session_name: str
+    duration_seconds: int
+    cache_dir: str
+    profile: str
+    origins: Mapping[str, Origin] = field(compare=False, hash=False, default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.role_arns)
+
+    def origin(self, name: str) -> Origin:
+        return self.origins.get(name, Origin.default())
+
+
+def _config_error(name: str, origin: Origin, value: object, allowed: str) -> Exception:
+    # Imported here so that parsing valid settings never imports botocore (CLI fast path).
+    from .errors import ConfigError
+
+    return ConfigError(f"invalid {name} {value!r} (from {origin}): {allowed}")
+
+
+def _lookup(
+    name: str,
+    arguments: Mapping[str, Any],
+    environ: Mapping[str, str],
+    profile: ConfigProfile,
+) -> Tuple[Any, Origin]:
+    """The raw value of one setting and its origin, following the precedence rule."""
+    if arguments.get(name) is not None:
+        return arguments[name], Origin.argument(name)
+    value = environ.get(env_var(name))
+    if value is not None and value.strip() != "":
+        return value, Origin.environment(name)
+    value = profile.values.get(config_key(name))
+    if value is not None and value.strip() != "":
+        return value, Origin.config(name, profile.name, profile.path)
+    return None, Origin.default()
+
+
+def parse_role_chain(raw: Union[str, Sequence[str], None], origin: Origin) -> Tuple[str, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        parts = raw.split(",")
+    elif isinstance(raw, Sequence):
+        parts = []
+        for item in raw:
+            if not isinstance(item, str):
+                raise _config_error(ROLE_ARN, origin, raw, "each role ARN must be a string")
+            parts.extend(item.split(","))
+    else:
+        raise _config_error(
+            ROLE_ARN, origin, raw, "expected a role ARN, a comma-separated list or a sequence"
+        )
+    arns = tuple(part.strip() for part in parts)
+    if not any(arns):
+        return ()
+    for arn in arns:
+        problem = role_arn_problem(arn)
+        if problem:
+            raise _config_error(ROLE_ARN, origin, arn, problem)
+    return arns
+
+
+def role_arn_problem(arn: str) -> Optional[str]:
+    """Why ``arn`` is not an IAM role ARN, or None if it is one."""
+    allowed = "expected arn:<partition>:iam::<12-digit account>:role/<path/name>"
+    if not arn:
+        return f"empty role ARN in the list; {allowed}"
+    match = _ROLE_ARN_RE.match(arn)
+    if not match:
+        return f"not an IAM role ARN; {allowed}"
+    if match["partition"] not in PARTITIONS:
+        return f"unknown partition {match['partition']!r}; partitions: {', '.join(PARTITIONS)}"
+    if not re.fullmatch(r"\d{12}", match["account"]):
+        return f"account ID {match['account']!r} is not 12 digits; {allowed}"
+    if match["kind"] != "role":
+        return f"this is an IAM {match['kind']} ARN, not a role ARN; {allowed}"
+    if len(match["path_name"]) > 512 + 64 or not _ROLE_PATH_NAME_RE.match(match["path_name"]):
+        return f"invalid role name or path; {allowed} (name: 1-64 of letters, digits, +=,.@_-)"
+    return None
+
+
+def parse_source(raw: Any, origin: Origin) -> Source:
+    allowed = f"expected one of {', '.join(SOURCE_KINDS)}, or {PROFILE_SOURCE_PREFIX}NAME"
+    if raw is None:
+        return Source("auto")
+    if not isinstance(raw, str):
+        raise _config_error(SOURCE, origin, raw, allowed)
+    value = raw.strip()
+    if value in SOURCE_KINDS:
+        return Source(value)
+    if value.startswith(PROFILE_SOURCE_PREFIX):
+        profile = value[len(PROFILE_SOURCE_PREFIX) :].strip()
+        if profile and not any(ch.isspace() for ch in profile):
+            return Source("profile", profile)
+    raise _config_error(SOURCE, origin, raw, allowed)
+
+
+def parse_duration(raw: Any, origin: Origin) -> int:
+    allowed = f"expected whole seconds from {MIN_DURATION} to {MAX_DURATION}"
+    if raw is None:
+        return DEFAULT_DURATION
+    if isinstance(raw, bool):
+        raise _config_error(DURATION_SECONDS, origin, raw, allowed)
+    if isinstance(raw, int):
+        seconds = raw
+    elif isinstance(raw, str) and re.fullmatch(r"\s*\d{1,9}\s*", raw):
+        seconds = int(raw)
+    else:
+        raise _config_error(DURATION_SECONDS, origin, raw, allowed)
+    if not MIN_DURATION <= seconds <= MAX_DURATION:
+        raise _config_error(DURATION_SECONDS, origin, raw, allowed)
+    return seconds
+
+
+def parse_external_id(raw: Any, origin: Origin) -> Optional[str]:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not _EXTERNAL_ID_RE.match(raw):
+        raise _config_error(
+            EXTERNAL_ID, origin, raw, "expected 2-1224 characters of letters, digits and +=,.@:/-"
+        )
+    return raw
+
+
+def parse_session_name(raw: Any, origin: Origin) -> str:
+    if raw is None:
+        return default_session_name()
+    if not isinstance(raw, str) or not _SESSION_NAME_RE.match(raw):
+        raise _config_error(
+            SESSION_NAME, origin, raw, "expected 2-64 characters of letters, digits and +=,.@_-"
+        )
+    return raw
+
+
+def parse_cache_dir(raw: Any, origin: Origin) -> str:
+    if raw is None:
+        return os.path.expanduser(DEFAULT_CACHE_DIR)
+    if not isinstance(raw, str) or not raw.strip() or "\0" in raw:
+        raise _config_error(CACHE_DIR, origin, raw, "expected a folder path")
+    return os.path.abspath(os.path.expanduser(raw))
+
+
+def sanitize_session_name(text: str) -> str:
+    """Make any text a valid RoleSessionName (2-64 characters of [\\w+=,.@-])."""
+    cleaned = _SESSION_NAME_BAD_CHARS.sub("-", text.encode("ascii", "replace").decode("ascii"))
+    cleaned = cleaned[:64]
+    if len(cleaned) < 2:
+        cleaned = (cleaned + "assume-provider")[:64] if cleaned else "assume-provider"
+    return cleaned
+
+
+def default_session_name() -> str:
+    """user@host, so CloudTrail in account A shows who assumed the role from where."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers; any name will do
+        user = "unknown"
+    host = socket.gethostname().split(".")[0] or "host"
+    return sanitize_session_name(f"{user}@{host}")
+
+
+def resolve_settings(
+    arguments: Mapping[str, Any],
+    environ: Mapping[str, str],
+    profile: ConfigProfile,
+) -> Settings:
+    """Combine the three places settings come from; raise ConfigError on any invalid value."""
+    unknown = set(arguments) - set(SETTING_NAMES)
+    if unknown:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(sorted(unknown))}; "
+            f"settings are {', '.join(SETTING_NAMES)}"
+        )
+    raw: Dict[str, Tuple[Any, Origin]] = {
+        name: _lookup(name, arguments, environ, profile) for name in SETTING_NAMES
+    }
+    origins = {name: origin for name, (_, origin) in raw.items()}
+    return Settings(
+        role_arns=parse_role_chain(*raw[ROLE_ARN]),
+        source=parse_source(*raw[SOURCE]),
+        external_id=parse_external_id(*raw[EXTERNAL_ID]),
+        session_name=parse_session_name(*raw[SESSION_NAME]),
+        duration_seconds=parse_duration(*raw[DURATION_SECONDS]),
+        cache_dir=parse_cache_dir(*raw[CACHE_DIR]),
+        profile=profile.name,
+        origins=origins,
+    )

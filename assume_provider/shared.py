@@ -1,0 +1,46 @@
+"""The process-wide cache: sessions with equal settings and source share one credentials object.
+
+Bounded (LRU), so a process that creates sessions with ever-new settings cannot grow without
+limit; an evicted object keeps working for the sessions that hold it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Callable, Hashable, TypeVar
+
+from cachetools import LRUCache
+
+T = TypeVar("T")
+
+MAX_SHARED_OBJECTS = 128
+
+_lock = threading.Lock()
+_objects: "LRUCache[Hashable, object]" = LRUCache(maxsize=MAX_SHARED_OBJECTS)
+
+
+def shared(key: Hashable, factory: Callable[[], T]) -> T:
+    """The object cached under ``key``, made by ``factory`` (which must not do network I/O)."""
+    with _lock:
+        found = _objects.get(key)
+        if found is None:
+            found = factory()
+            _objects[key] = found
+        return found  # type: ignore[return-value]
+
+
+def clear() -> None:
+    """Forget every shared object (tests, and ``uninstall()``)."""
+    with _lock:
+        _objects.clear()
+
+
+def _reset_lock_in_child() -> None:
+    # A fork while another thread held the lock would leave the child's copy held forever.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_in_child)

@@ -1,0 +1,193 @@
+"""Source credentials: what signs the first AssumeRole of the chain.
+
+Every kind reuses botocore's own providers (IMDSv2 fetcher, container provider, environment,
+profiles), built by botocore's ``create_credential_resolver`` so that botocore's settings
+(``AWS_EC2_METADATA_SERVICE_ENDPOINT``, timeouts, attempts...) apply unchanged. Nothing here
+re-implements IMDS or container HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Optional, Tuple
+
+import botocore.credentials
+import botocore.session
+
+from .errors import SourceCredentialsError
+from .redaction import register_secret
+from .settings import Source
+
+# Set by `env` and `exec` to the access key ID they exported: those are account A's
+# credentials, never a valid source for assuming the chain again.
+EXPORTED_KEY_ID_VAR = "ASSUME_PROVIDER_EXPORTED_KEY_ID"
+_ENV_CREDENTIAL_VARS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
+)
+_TOOL_NAMES = ("assume-provider", "assume_provider")
+
+
+class EnvironmentWithoutExportedCredentials(Mapping[str, str]):
+    """A live view of ``os.environ`` that hides credentials this tool itself exported."""
+
+    def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
+        self._environ = os.environ if environ is None else environ
+
+    def _hidden(self, key: str) -> bool:
+        if key not in _ENV_CREDENTIAL_VARS:
+            return False
+        exported = self._environ.get(EXPORTED_KEY_ID_VAR)
+        return bool(exported) and self._environ.get("AWS_ACCESS_KEY_ID") == exported
+
+    def __getitem__(self, key: str) -> str:
+        if self._hidden(key):
+            raise KeyError(key)
+        return self._environ[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key in self._environ if not self._hidden(key))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def runs_this_tool(command: Optional[str]) -> bool:
+    """Whether a ``credential_process`` command line would run assume-provider itself."""
+    return bool(command) and any(name in command for name in _TOOL_NAMES)  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class SourceKey:
+    """Everything that decides which source credentials a session would get."""
+
+    source: Source
+    profile: str
+    config_file: Optional[str]
+    credentials_file: Optional[str]
+    environment_key_id: Optional[str]
+    metadata_endpoint: Optional[str]
+    container_uri: Optional[str]
+
+
+def source_key(source: Source, session: botocore.session.Session) -> SourceKey:
+    environ = EnvironmentWithoutExportedCredentials()
+    return SourceKey(
+        source=source,
+        profile=session.get_config_variable("profile") or "default",
+        config_file=session.get_config_variable("config_file"),
+        credentials_file=session.get_config_variable("credentials_file"),
+        environment_key_id=environ.get("AWS_ACCESS_KEY_ID"),
+        metadata_endpoint=session.get_config_variable("ec2_metadata_service_endpoint"),
+        container_uri=os.environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        or os.environ.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
+    )
+
+
+def _describe(source: Source, session: botocore.session.Session) -> str:
+    if source.kind == "instance-metadata":
+        endpoint = session.get_config_variable("ec2_metadata_service_endpoint")
+        return f"instance-metadata (instance profile via IMDSv2 at {endpoint or 'the default endpoint'})"
+    return str(source)
+
+
+def _resolver_for(source: Source, session: botocore.session.Session) -> Any:
+    """A botocore CredentialResolver holding only the providers this source may use."""
+    if source.kind == "profile":
+        # A separate session for that profile. Its resolver is built by botocore directly, so
+        # this package's provider (registered through the session component) is not in it.
+        profile_session = botocore.session.Session(profile=source.profile)
+        for name in ("config_file", "credentials_file"):
+            profile_session.set_config_variable(name, session.get_config_variable(name))
+        try:
+            profile_session.get_scoped_config()
+        except botocore.exceptions.ProfileNotFound:
+            from .errors import ConfigError
+
+            raise ConfigError(
+                f"invalid source 'profile:{source.profile}': profile '{source.profile}' is not "
+                "in the AWS config or credentials file"
+            ) from None
+        return _without_self(botocore.credentials.create_credential_resolver(profile_session),
+                             profile_session)
+    resolver = botocore.credentials.create_credential_resolver(session)
+    if source.kind == "auto":
+        return _without_self(resolver, session)
+    method = {"instance-metadata": "iam-role", "container": "container-role", "environment": "env"}
+    provider = resolver.get_provider(method[source.kind])
+    if source.kind == "environment":
+        provider = botocore.credentials.EnvProvider(environ=EnvironmentWithoutExportedCredentials())
+    return botocore.credentials.CredentialResolver(providers=[provider])
+
+
+def _without_self(resolver: Any, session: botocore.session.Session) -> Any:
+    """botocore's chain minus anything that would run this tool again or reuse its exports."""
+    providers = []
+    for provider in resolver.providers:
+        if provider.METHOD == "custom-process":
+            command = (session.get_scoped_config() or {}).get("credential_process")
+            if runs_this_tool(command):
+                continue  # recursion guard: that process would ask us for credentials
+        if provider.METHOD == "env":
+            provider = botocore.credentials.EnvProvider(
+                environ=EnvironmentWithoutExportedCredentials()
+            )
+        if provider.METHOD == "assume-provider":
+            continue
+        providers.append(provider)
+    return botocore.credentials.CredentialResolver(providers=providers)
+
+
+class SourceCredentials:
+    """The source credentials of one SourceKey, loaded once and shared by every chain using it.
+
+    botocore's own objects refresh themselves (the instance profile rotates them); ``reload``
+    throws them away, for when STS says they expired before botocore noticed.
+    """
+
+    def __init__(self, source: Source, session: botocore.session.Session) -> None:
+        self.source = source
+        self._session = session
+        self._lock = threading.Lock()
+        self._credentials: Any = None
+
+    def _load(self) -> Any:
+        try:
+            resolver = _resolver_for(self.source, self._session)
+            credentials = resolver.load_credentials()
+        except botocore.exceptions.BotoCoreError as exc:
+            if type(exc).__module__.startswith("assume_provider"):
+                raise
+            raise SourceCredentialsError(
+                f"cannot load source credentials ({_describe(self.source, self._session)}): {exc}"
+            ) from None
+        if credentials is None:
+            raise SourceCredentialsError(
+                f"no source credentials found (source {_describe(self.source, self._session)})"
+            )
+        return credentials
+
+    def get(self) -> Tuple[Any, str]:
+        """The current frozen source credentials and the method botocore found them with."""
+        with self._lock:
+            if self._credentials is None:
+                self._credentials = self._load()
+            credentials = self._credentials
+        try:
+            frozen = credentials.get_frozen_credentials()
+        except botocore.exceptions.BotoCoreError as exc:
+            raise SourceCredentialsError(
+                f"cannot refresh source credentials ({_describe(self.source, self._session)}): "
+                f"{exc}"
+            ) from None
+        register_secret(frozen.secret_key, frozen.token)
+        return frozen, credentials.method
+
+    def reload(self) -> None:
+        with self._lock:
+            self._credentials = None

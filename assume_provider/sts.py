@@ -1,0 +1,117 @@
+"""Where STS calls go: region and endpoint from botocore's standard settings, pinned per provider.
+
+The region never depends on which client happened to trigger credential resolution (botocore's
+own AssumeRoleProvider uses the region of the last client created, so the same process can
+assume through different regions). A plain-http endpoint is refused unless it is loopback,
+because the response carries credentials.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+import botocore.config
+import botocore.session
+
+from .chain import StsClientFactory
+from .errors import ConfigError
+
+USER_AGENT_EXTRA = "assume-provider"
+
+# A credential fetch must not hang a request thread for botocore's default 60 s; botocore's
+# standard retry mode retries throttling and 5xx with backoff and jitter.
+_STS_CLIENT_CONFIG = botocore.config.Config(
+    connect_timeout=5,
+    read_timeout=10,
+    retries={"mode": "standard", "max_attempts": 3},
+    user_agent_extra=USER_AGENT_EXTRA,
+)
+
+
+@dataclass(frozen=True)
+class StsTarget:
+    """The STS region and the endpoint settings that decide the URL (part of the sharing key)."""
+
+    region: Optional[str]
+    configured_endpoint: Optional[str]
+    endpoint_origin: Optional[str]
+    regional_endpoints: Optional[str]
+
+
+def is_loopback_host(host: Optional[str]) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint_transport(url: str, origin: str) -> None:
+    """Refuse plain http to anything but loopback, before any request is made."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigError(
+            f"refusing plain-http STS endpoint {url!r} (from {origin}): STS responses carry "
+            "credentials; use https (http is allowed only for loopback hosts)"
+        )
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(
+            f"invalid STS endpoint {url!r} (from {origin}): expected an https:// URL"
+        )
+
+
+def _configured_endpoint(session: botocore.session.Session) -> tuple[Optional[str], Optional[str]]:
+    """The endpoint URL botocore would use for STS, by botocore's documented precedence."""
+    if str(session.get_config_variable("ignore_configured_endpoint_urls")).lower() == "true":
+        return None, None
+    for variable in ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"):
+        if os.environ.get(variable):
+            return os.environ[variable], f"environment variable {variable}"
+    scoped = session.get_scoped_config() or {}
+    services_section = scoped.get("services")
+    if services_section:
+        services = session.full_config.get("services", {}).get(services_section, {})
+        sts_config = services.get("sts", {})
+        if isinstance(sts_config, dict) and sts_config.get("endpoint_url"):
+            return sts_config["endpoint_url"], f"services section '{services_section}' (sts)"
+    if scoped.get("endpoint_url"):
+        return scoped["endpoint_url"], "key endpoint_url of the active profile"
+    return None, None
+
+
+def sts_target(session: botocore.session.Session) -> StsTarget:
+    endpoint, origin = _configured_endpoint(session)
+    if endpoint:
+        check_endpoint_transport(endpoint, origin or "configuration")
+    return StsTarget(
+        region=session.get_config_variable("region"),
+        configured_endpoint=endpoint,
+        endpoint_origin=origin,
+        regional_endpoints=session.get_config_variable("sts_regional_endpoints"),
+    )
+
+
+def sts_client_factory(session: botocore.session.Session, target: StsTarget) -> StsClientFactory:
+    """STS clients from ``session``'s own configuration, in the pinned region."""
+
+    def make_client(access_key: str, secret_key: str, token: Optional[str]) -> Any:
+        client = session.create_client(
+            "sts",
+            region_name=target.region,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            aws_session_token=token,
+            config=_STS_CLIENT_CONFIG,
+        )
+        # Defence in depth: botocore may resolve a URL from settings we did not read.
+        check_endpoint_transport(client.meta.endpoint_url, "botocore's resolved STS endpoint")
+        return client
+
+    return make_client
