@@ -1,0 +1,66 @@
+"""Fixtures for the local AWS test bed (see tests/testbed/)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Make `import testbed` work whatever pytest's import mode is.
+_TESTS_DIR = str(Path(__file__).resolve().parent)
+if _TESTS_DIR not in sys.path:
+    sys.path.insert(0, _TESTS_DIR)
+
+from testbed import TestBed  # noqa: E402
+
+_CLEARED_PREFIXES = ("AWS_", "ASSUME_PROVIDER_")
+# What a child process needs from ours besides the bed; everything else is left out.
+_PASSED_TO_SUBPROCESSES = ("PATH", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "SYSTEMROOT")
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Iterator[TestBed]:
+    """moto + proxy + IMDS fake + seeded world, started once per test session."""
+    with TestBed() as bed:
+        yield bed
+
+
+@pytest.fixture
+def aws_env(testbed: TestBed, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[TestBed]:
+    """os.environ pointed at the bed and nothing else, with clean counters and faults.
+
+    Every AWS_* and ASSUME_PROVIDER_* variable is removed first; AWS_CONFIG_FILE and
+    AWS_SHARED_CREDENTIALS_FILE are fresh empty files under tmp_path/"aws" (write to them
+    to test config-file settings); HOME is tmp_path/"home" so ~/.aws caches stay per test.
+    """
+    for name in list(os.environ):
+        if name.startswith(_CLEARED_PREFIXES):
+            monkeypatch.delenv(name)
+    for name, value in testbed.env(tmp_path / "aws").items():
+        monkeypatch.setenv(name, value)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    testbed.reset()
+    yield testbed
+    testbed.reset()
+
+
+@pytest.fixture
+def aws_config_file(aws_env: TestBed) -> Path:
+    """The empty AWS config file this test's environment points at."""
+    return Path(os.environ["AWS_CONFIG_FILE"])
+
+
+@pytest.fixture
+def subprocess_env(aws_env: TestBed) -> dict[str, str]:
+    """A complete environment for a child process using the bed: same files and HOME as
+    aws_env, PATH and locale from ours, nothing else. A fresh dict: add to it freely."""
+    env = {name: os.environ[name] for name in _PASSED_TO_SUBPROCESSES if name in os.environ}
+    env["HOME"] = os.environ["HOME"]
+    env.update({k: v for k, v in os.environ.items() if k.startswith("AWS_")})
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    return env
