@@ -1,0 +1,253 @@
+"""Many threads, one refresh: single flight in the blocking window, no waiting in the early one."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+from typing import Callable, Optional
+
+import pytest
+
+from assume_provider.refresh import RefreshingCredentials, TemporaryCredentials
+
+T0 = 1_700_000_000.0
+THREADS = 64
+TIMEOUT = 5.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class SourceDown(Exception):
+    pass
+
+
+class AccessDenied(Exception):
+    recoverable = False
+
+
+class WatchedLock:
+    """A real lock that tells how many threads are blocked in acquire() right now."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self.waiting = 0
+        self.acquires = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        self.acquires += 1
+        if not blocking:
+            return self._lock.acquire(False)
+        with self._count_lock:
+            self.waiting += 1
+        try:
+            return self._lock.acquire(True, timeout)
+        finally:
+            with self._count_lock:
+                self.waiting -= 1
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        self.release()
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.001)
+
+
+def run_threads(count: int, target: Callable[[], object]) -> list[object]:
+    """Run target in `count` threads; each slot gets its result or the exception it raised."""
+    results: list[object] = [None] * count
+
+    def work(index: int) -> None:
+        try:
+            results[index] = target()
+        except BaseException as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT)
+        assert not thread.is_alive(), "a get() call hung"
+    return results
+
+
+class Harness:
+    """An engine whose first lock is watched, so a fetch can wait for all callers to queue."""
+
+    def __init__(self, remaining: Optional[float], draw: float = 0.4) -> None:
+        self.clock = FakeClock()
+        self.locks: list[WatchedLock] = []
+        self.calls = 0
+        self.answer: Callable[[], TemporaryCredentials] = self.fresh
+        self.cached = None
+        if remaining is not None:
+            self.cached = TemporaryCredentials("AKID-OLD", "OLD-S", "OLD-T", T0 + remaining)
+        self.engine = RefreshingCredentials(
+            self.fetch,
+            clock=self.clock,
+            lock_factory=self.new_lock,
+            random=lambda: draw,  # backoff 300 + 0.4 * 300 = 420 s
+            initial=self.cached,
+        )
+        self.refresh_lock = self.locks[0]
+        self.new = TemporaryCredentials("AKID-NEW", "NEW-S", "NEW-T", T0 + 3600)
+
+    def new_lock(self) -> WatchedLock:
+        lock = WatchedLock()
+        self.locks.append(lock)
+        return lock
+
+    def fetch(self) -> TemporaryCredentials:
+        self.calls += 1
+        return self.answer()
+
+    def fresh(self) -> TemporaryCredentials:
+        return self.new
+
+    def after_others_queue(self, then: Callable[[], TemporaryCredentials]) -> None:
+        """The next fetch blocks until the other THREADS - 1 callers wait on the refresh."""
+
+        def answer() -> TemporaryCredentials:
+            wait_until(lambda: self.refresh_lock.waiting >= THREADS - 1, "all callers wait")
+            return then()
+
+        self.answer = answer
+
+
+def test_mandatory_window_single_flight_success() -> None:
+    h = Harness(remaining=30)
+    h.after_others_queue(h.fresh)
+    results = run_threads(THREADS, h.engine.get)
+    assert h.calls == 1
+    assert all(result is h.new for result in results)
+    assert h.engine.stats.fetches == 1
+
+
+def test_mandatory_window_single_flight_failure_then_backoff() -> None:
+    h = Harness(remaining=30)
+
+    def fail() -> TemporaryCredentials:
+        raise SourceDown("Throttling")
+
+    h.after_others_queue(fail)
+    results = run_threads(THREADS, h.engine.get)
+    assert h.calls == 1, "every waiting thread retried the source"
+    assert all(result is h.cached for result in results)
+
+    h.answer = fail
+    h.clock.now += 400  # inside the 420 s backoff; the credentials have expired by now
+    results = run_threads(THREADS, h.engine.get)
+    assert h.calls == 1
+    assert all(result is h.cached for result in results)
+    assert h.engine.stats.rate_limited == THREADS
+
+    h.clock.now += 21  # past the backoff: exactly one more attempt, still single flight
+    h.after_others_queue(h.fresh)
+    results = run_threads(THREADS, h.engine.get)
+    assert h.calls == 2
+    assert all(result is h.new for result in results)
+
+
+def test_nothing_cached_waiters_share_the_error() -> None:
+    h = Harness(remaining=None)
+
+    def fail() -> TemporaryCredentials:
+        raise SourceDown("no route to STS")
+
+    h.after_others_queue(fail)
+    results = run_threads(THREADS, h.engine.get)
+    assert h.calls == 1
+    assert all(isinstance(result, SourceDown) for result in results)
+
+
+def test_fatal_error_reaches_every_waiter_once() -> None:
+    h = Harness(remaining=30)
+
+    def deny() -> TemporaryCredentials:
+        raise AccessDenied("AccessDenied")
+
+    h.after_others_queue(deny)
+    results = run_threads(THREADS, h.engine.get)
+    assert h.calls == 1
+    assert all(isinstance(result, AccessDenied) for result in results)
+
+
+@pytest.mark.parametrize("outcome", ["success", "failure"])
+def test_advisory_window_nobody_waits_for_the_refresher(outcome: str) -> None:
+    h = Harness(remaining=90)  # 5-minute window: due, but far from the blocking minute
+    entered, release = threading.Event(), threading.Event()
+
+    def slow() -> TemporaryCredentials:
+        entered.set()
+        assert release.wait(TIMEOUT)
+        if outcome == "failure":
+            raise SourceDown("slow and then throttled")
+        return h.new
+
+    h.answer = slow
+    refresher = run_in_thread(h.engine.get)
+    assert entered.wait(TIMEOUT)
+    # The refresh is in flight and blocked: everyone else must be served at once.
+    others = run_threads(THREADS - 1, h.engine.get)
+    assert all(result is h.cached for result in others)
+    assert h.calls == 1
+    release.set()
+    result = refresher()
+    assert result is (h.new if outcome == "success" else h.cached)
+    assert h.calls == 1
+
+
+def run_in_thread(target: Callable[[], object]) -> Callable[[], object]:
+    """Start target in a thread; the returned callable joins it and returns its result."""
+    box: list[object] = []
+    thread = threading.Thread(target=lambda: box.append(target()))
+    thread.start()
+
+    def join() -> object:
+        thread.join(TIMEOUT)
+        assert not thread.is_alive()
+        return box[0]
+
+    return join
+
+
+def test_valid_credentials_take_no_lock_and_one_clock_call() -> None:
+    h = Harness(remaining=7200)
+    clock_calls = 0
+
+    def counting_clock() -> float:
+        nonlocal clock_calls
+        clock_calls += 1
+        return h.clock.now
+
+    h.engine._clock = counting_clock
+    acquires_before = [lock.acquires for lock in h.locks]
+    for _ in range(1000):
+        assert h.engine.get() is h.cached
+    assert clock_calls == 1000
+    assert [lock.acquires for lock in h.locks] == acquires_before
+    assert h.calls == 0
