@@ -39,6 +39,9 @@ JITTER_FRACTION = 0.5
 #: Never schedule a refresh of freshly fetched credentials before this fraction of their
 #: lifetime has passed: short-lived credentials must not be refreshed on every call.
 MIN_LIFETIME_FRACTION = 0.25
+#: With prefetch on, callers leave the prefetch thread this long to refresh before they
+#: refresh themselves (it wakes at the window start; they only act if it is late or dead).
+PREFETCH_GRACE = 30.0
 #: The prefetch thread re-reads the clock at least this often (clock jumps, suspend).
 PREFETCH_MAX_SLEEP = 60.0
 
@@ -129,6 +132,7 @@ class _Entry:
     expires_at: float  # +inf when the credentials never expire
     mandatory_at: float  # start of the blocking window
     refresh_at: float  # jittered start of the early refresh
+    callers_at: float  # when callers refresh themselves (later with prefetch: it goes first)
     advisory_window: Optional[float]
 
 
@@ -316,8 +320,8 @@ class RefreshingCredentials:
             self._start_prefetch()  # lazily, e.g. in a forked child
         attempts_seen = self._attempts
         entry = self._entry
-        if entry is not None and not self._forced and now < entry.refresh_at:
-            self._hot = (entry.refresh_at, entry.credentials)  # re-arm the hot path
+        if entry is not None and not self._forced and now < entry.callers_at:
+            self._hot = (entry.callers_at, entry.credentials)  # re-arm the hot path
             return entry.credentials
         error = self._error
         if error is not None and now < self._error_until:
@@ -429,7 +433,7 @@ class RefreshingCredentials:
         """Precompute when to refresh, so the hot path is a single comparison."""
         expiration = credentials.expiration
         if expiration is None:
-            return _Entry(credentials, _INF, _INF, _INF, None)
+            return _Entry(credentials, _INF, _INF, _INF, _INF, None)
         lifetime = expiration - fetched_at  # for `initial`, the time left is all we know
         window = self._advisory_window
         if window is None:
@@ -440,7 +444,10 @@ class RefreshingCredentials:
             start = max(start, fetched_at + MIN_LIFETIME_FRACTION * lifetime)
         span = max(0.0, mandatory_at - start) * JITTER_FRACTION
         refresh_at = start + span * self._random()
-        return _Entry(credentials, expiration, mandatory_at, refresh_at, window)
+        callers_at = refresh_at
+        if self._prefetch:
+            callers_at += min(PREFETCH_GRACE, max(0.0, mandatory_at - refresh_at) / 2)
+        return _Entry(credentials, expiration, mandatory_at, refresh_at, callers_at, window)
 
     def _install(self, entry: _Entry) -> None:
         """Publish fresh credentials: one assignment each, so readers never see a torn state."""
@@ -453,7 +460,7 @@ class RefreshingCredentials:
             self._error_until = _NEG_INF
             self._last_error = None
             self._attempts += 1
-            self._hot = (entry.refresh_at, entry.credentials)
+            self._hot = (entry.callers_at, entry.credentials)
 
     # -- prefetch ------------------------------------------------------------------------
 
@@ -473,7 +480,22 @@ class RefreshingCredentials:
 
     def _prefetch_step(self) -> float:
         """One pass of the prefetch thread: refresh if due; return how long to sleep."""
-        now = self._clock()
+        delay = self._prefetch_delay(self._clock())
+        if delay is not None:
+            return delay
+        if not self._refresh_lock.acquire(blocking=False):
+            return PREFETCH_MAX_SLEEP  # a caller is refreshing; its outcome wakes us
+        try:
+            self._refresh_locked()
+        except Exception:  # noqa: BLE001 - already logged; callers see it themselves
+            low, high = self._backoff
+            return low + (high - low) * self._random()  # not again every error_memory
+        finally:
+            self._refresh_lock.release()
+        return self._prefetch_delay(self._clock()) or 0.0
+
+    def _prefetch_delay(self, now: float) -> Optional[float]:
+        """How long the prefetch thread may sleep, or None if a refresh is due now."""
         entry = self._entry
         if entry is None:
             return PREFETCH_MAX_SLEEP  # the first fetch is a caller's; publishing wakes us
@@ -482,16 +504,7 @@ class RefreshingCredentials:
         blocked_until = max(self._error_until, self._backoff_until)
         if now < blocked_until:
             return min(blocked_until - now, PREFETCH_MAX_SLEEP)
-        if not self._refresh_lock.acquire(blocking=False):
-            return PREFETCH_MAX_SLEEP  # a caller is refreshing; its outcome wakes us
-        try:
-            self._refresh_locked()
-        except Exception:  # noqa: BLE001 - already logged; callers will see it
-            low, high = self._backoff
-            return low + (high - low) * self._random()  # don't retry every error_memory
-        finally:
-            self._refresh_lock.release()
-        return 0.0
+        return None
 
     # -- fork --------------------------------------------------------------------------
 
