@@ -13,9 +13,10 @@ from typing import Any, Optional
 
 import botocore
 import botocore.credentials
+import botocore.exceptions
 import botocore.session
 
-from .provider import METHOD, AssumeRoleChainProvider
+from .provider import METHOD, AssumeRoleChainProvider, session_profile
 from .redaction import install_redaction
 
 _lock = threading.RLock()
@@ -45,7 +46,11 @@ def _resolver_factory(session: botocore.session.Session, provider: AssumeRoleCha
     def build_resolver() -> Any:
         # botocore's own factory passes the region of the last client created; keep that.
         region = getattr(session, "_last_client_region_used", None)
-        resolver = botocore.credentials.create_credential_resolver(session, region_name=region)
+        try:
+            resolver = botocore.credentials.create_credential_resolver(session, region_name=region)
+        except botocore.exceptions.ProfileNotFound:
+            session_profile(session)  # raises the ConfigError that names the profile's origin
+            raise
         if all(existing.METHOD != METHOD for existing in resolver.providers):
             resolver.providers.insert(0, provider)
         return resolver

@@ -43,6 +43,7 @@ _ROLE_ARN_RE = re.compile(
     r"^arn:(?P<partition>[^:]+):iam::(?P<account>[^:]*):(?P<kind>[^/:]+)/(?P<path_name>.+)$"
 )
 _ROLE_PATH_NAME_RE = re.compile(r"^(?:/?[\x21-\x7e]+/)*[\w+=,.@-]{1,64}$")
+_OTHER_IAM_KINDS = ("user", "group", "policy", "instance-profile", "saml-provider", "oidc-provider")
 _SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
 _SESSION_NAME_BAD_CHARS = re.compile(r"[^\w+=,.@-]")
 _EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
@@ -186,8 +187,10 @@ def role_arn_problem(arn: str) -> Optional[str]:
         return f"unknown partition {match['partition']!r}; partitions: {', '.join(PARTITIONS)}"
     if not re.fullmatch(r"\d{12}", match["account"]):
         return f"account ID {match['account']!r} is not 12 digits; {allowed}"
-    if match["kind"] != "role":
+    if match["kind"] in _OTHER_IAM_KINDS:
         return f"this is an IAM {match['kind']} ARN, not a role ARN; {allowed}"
+    if match["kind"] != "role":
+        return f"not an IAM role ARN; {allowed}"
     if len(match["path_name"]) > 512 + 64 or not _ROLE_PATH_NAME_RE.match(match["path_name"]):
         return f"invalid role name or path; {allowed} (name: 1-64 of letters, digits, +=,.@_-)"
     return None
