@@ -1,9 +1,9 @@
 """TestBed: moto + proxy + IMDS fake + seeded world, and the environment to use them.
 
-    with TestBed() as bed:
-        env = bed.env()        # AWS_ENDPOINT_URL -> proxy, IMDS endpoint -> fake, ...
-        bed.world.target_role_arn
-        bed.proxy.count(action="AssumeRole")
+with TestBed() as bed:
+    env = bed.env()        # AWS_ENDPOINT_URL -> proxy, IMDS endpoint -> fake, ...
+    bed.world.target_role_arn
+    bed.proxy.count(action="AssumeRole")
 """
 
 from __future__ import annotations
@@ -148,8 +148,11 @@ class TestBed:
     def enforce_iam_policies(self, enabled: bool = True) -> None:
         """moto checks identity policies from now on (process-wide; reset() turns it off).
 
-        Note moto's limits: DynamoDB and KMS are checked against resource ``*`` only, and
-        trust policies / ExternalId are never checked.
+        Note moto's limits: DynamoDB and KMS are checked against resource ``*`` only (the
+        world grants TargetRole's actions on ``*`` too); trust policies and ExternalId are
+        checked only for roles in the caller's own account (B's HopRole), never across
+        accounts; a denied DynamoDB/KMS call comes back as an XML 403 that botocore reports
+        with error code "403".
         """
         set_auth_enforcement(self.moto_url, enabled)
         self._enforcing = enabled

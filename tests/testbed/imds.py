@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
 
@@ -29,8 +29,9 @@ TOKEN_HEADER = "X-aws-ec2-metadata-token"
 @dataclass(frozen=True)
 class InstanceCredentials:
     access_key_id: str
-    secret_access_key: str
-    token: str
+    # Kept out of repr so secrets never land in test failure output.
+    secret_access_key: str = field(repr=False)
+    token: str = field(repr=False)
     expiration: datetime.datetime  # timezone-aware UTC
 
     def document(self, last_updated: datetime.datetime) -> dict[str, str]:
@@ -44,10 +45,6 @@ class InstanceCredentials:
             "Token": self.token,
             "Expiration": _iso8601_z(self.expiration),
         }
-
-    def __repr__(self) -> str:
-        # Never print secrets in test failure output.
-        return f"InstanceCredentials(access_key_id={self.access_key_id!r}, expiration={self.expiration})"
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import socketserver
 import threading
-from typing import Any, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
 
 
 class LocalHTTPServer(ThreadingHTTPServer):
@@ -31,7 +31,7 @@ class QuietHandler(BaseHTTPRequestHandler):
     # Idle keep-alive connections are closed after this many seconds; clients reconnect.
     timeout = 60
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def send_bytes(
@@ -57,7 +57,9 @@ class QuietHandler(BaseHTTPRequestHandler):
 class BackgroundServer:
     """Runs a handler class on 127.0.0.1:<free port> until stop()."""
 
-    def __init__(self, handler_factory: Callable[..., socketserver.BaseRequestHandler], name: str) -> None:
+    def __init__(
+        self, handler_factory: Callable[..., socketserver.BaseRequestHandler], name: str
+    ) -> None:
         # A factory (e.g. functools.partial(Handler, owner=...)) lets each handler reach
         # the object that owns its state without a global.
         self._handler_factory: Any = handler_factory

@@ -227,9 +227,7 @@ class ReverseProxy:
                     fault = injection.fault
                     break
             self._injections = [i for i in self._injections if not i.exhausted]
-            self._records.append(
-                RecordedRequest(fault=fault.name if fault else None, **record)
-            )
+            self._records.append(RecordedRequest(fault=fault.name if fault else None, **record))
             return fault
 
     def _forward(
@@ -306,9 +304,14 @@ class _ProxyHandler(QuietHandler):
             self.close_connection = True  # the client gave up first (e.g. its read timeout)
 
     def _relay(self, body: bytes) -> None:
-        status, headers, payload = self.proxy._forward(
-            self.command, self.path, list(self.headers.items()), body
-        )
+        try:
+            status, headers, payload = self.proxy._forward(
+                self.command, self.path, list(self.headers.items()), body
+            )
+        except OSError as error:  # moto is gone (bed stopping) or timed out
+            self.send_bytes(502, f"test proxy: upstream failed: {error}".encode())
+            self.close_connection = True
+            return
         # send_response_only: moto already supplies Date and Server.
         self.send_response_only(status)
         for name, value in headers:
@@ -339,9 +342,7 @@ class _ProxyHandler(QuietHandler):
         self.send_bytes(fault.status, xml.encode(), "text/xml", headers)
 
 
-def _credential_scope(
-    headers: Any, path: str
-) -> tuple[str | None, str | None, str | None]:
+def _credential_scope(headers: Any, path: str) -> tuple[str | None, str | None, str | None]:
     """(access key id, region, service) from SigV4 header or presigned-URL credential."""
     source = headers.get("Authorization", "")
     if "Credential=" not in source:

@@ -6,8 +6,9 @@ key, and ``TargetRole``, which may read and write items and use the key. Account
 A's TargetRole directly, or go through B's ``HopRole`` first.
 
 How we act "as" an account while seeding: moto maps credentials returned by its STS
-AssumeRole to the account in the role ARN (and does not check trust policies), so
-assuming ``arn:aws:iam::<account>:role/...`` yields credentials for that account. The
+AssumeRole to the account in the role ARN (and never checks the trust policy of a role in
+another account, or of a role that does not exist), so assuming
+``arn:aws:iam::<account>:role/...`` yields credentials for that account. The
 same mapping makes cross-account visibility a real check: B's credentials do not see
 A's table.
 """
@@ -15,7 +16,7 @@ A's table.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -60,20 +61,24 @@ class World:
     table_name: str
     table_arn: str
     kms_key_arn: str
-    secret_key: dict[str, str]  # the item key holding the secret: {"name": "db-password"}
+    secret_name: str  # value of the table's hash key "name" for the secret's item
     secret_attribute: str  # binary attribute holding the KMS ciphertext
     secret_plaintext: str
 
     @property
     def instance_session_arn(self) -> str:
         """get_caller_identity()["Arn"] for the instance-profile credentials."""
-        return f"arn:aws:sts::{self.account_b}:assumed-role/InstanceRole/{self.instance_id}"
+        return _session_arn(self.instance_role_arn, self.instance_id)
 
-    def assumed_role_arn(self, role_arn: str, session_name: str) -> str:
+    @property
+    def secret_item_key(self) -> dict[str, dict[str, str]]:
+        """The secret's key for the low-level client: ``get_item(Key=world.secret_item_key)``."""
+        return {"name": {"S": self.secret_name}}
+
+    @staticmethod
+    def assumed_role_arn(role_arn: str, session_name: str) -> str:
         """The STS ARN a session of ``role_arn`` named ``session_name`` reports."""
-        account = role_arn.split(":")[4]
-        role_name = role_arn.rsplit("/", 1)[-1]
-        return f"arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}"
+        return _session_arn(role_arn, session_name)
 
 
 @dataclass(frozen=True)
@@ -83,16 +88,13 @@ class AdminCredentials:
     credentials and inspect A's data."""
 
     access_key_id: str
-    secret_access_key: str
+    secret_access_key: str = field(repr=False)
 
     def client_kwargs(self) -> dict[str, str]:
         return {
             "aws_access_key_id": self.access_key_id,
             "aws_secret_access_key": self.secret_access_key,
         }
-
-    def __repr__(self) -> str:
-        return f"AdminCredentials(access_key_id={self.access_key_id!r})"
 
 
 def client(moto_url: str, service: str, credentials: dict[str, str]) -> Any:
@@ -126,7 +128,9 @@ def as_client_kwargs(credentials: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def instance_credentials(moto_url: str, admin: AdminCredentials, world: World) -> InstanceCredentials:
+def instance_credentials(
+    moto_url: str, admin: AdminCredentials, world: World
+) -> InstanceCredentials:
     """What EC2 would serve from IMDS: a session of B's InstanceRole named after the instance."""
     credentials = assume(moto_url, admin, world.instance_role_arn, session_name=world.instance_id)
     return InstanceCredentials(
@@ -181,6 +185,14 @@ def seed(moto_url: str) -> tuple[World, AdminCredentials]:
             _statement(KMS_ACTIONS, [key_arn]),
         ),
     )
+    # moto artifact: with policy enforcement on, moto checks DynamoDB and KMS calls against
+    # resource "*" only, so the scoped policy above alone would deny every call. The same
+    # actions on "*" keep action-level checks meaningful (GetItem allowed, DeleteTable not).
+    iam_a.put_role_policy(
+        RoleName="TargetRole",
+        PolicyName="MotoResourceWildcard",
+        PolicyDocument=json.dumps(_policy(_statement(DYNAMODB_ITEM_ACTIONS + KMS_ACTIONS, ["*"]))),
+    )
 
     iam_b = client(moto_url, "iam", account_b)
     _create_role(
@@ -189,14 +201,23 @@ def seed(moto_url: str) -> tuple[World, AdminCredentials]:
         trust=_allow("sts:AssumeRole", principal={"Service": "ec2.amazonaws.com"}),
         permissions=_policy(_statement(["sts:AssumeRole"], [target_role_arn, hop_role_arn])),
     )
+    instance_id = "i-0123456789abcdef0"
     _create_role(
         iam_b,
         "HopRole",
-        trust=_allow("sts:AssumeRole", principal={"AWS": instance_role_arn}),
+        # The session ARN is a moto artifact: with enforcement on, moto checks trust
+        # policies of same-account roles (cross-account ones not at all) by comparing the
+        # caller's ARN literally, so the role ARN alone would not admit its own sessions.
+        trust=_allow(
+            "sts:AssumeRole",
+            principal={"AWS": [instance_role_arn, _session_arn(instance_role_arn, instance_id)]},
+        ),
         permissions=_policy(_statement(["sts:AssumeRole"], [target_role_arn])),
     )
     profile = iam_b.create_instance_profile(InstanceProfileName="InstanceProfile")
-    iam_b.add_role_to_instance_profile(InstanceProfileName="InstanceProfile", RoleName="InstanceRole")
+    iam_b.add_role_to_instance_profile(
+        InstanceProfileName="InstanceProfile", RoleName="InstanceRole"
+    )
 
     world = World(
         account_a=ACCOUNT_A,
@@ -206,12 +227,12 @@ def seed(moto_url: str) -> tuple[World, AdminCredentials]:
         hop_role_arn=hop_role_arn,
         instance_role_arn=instance_role_arn,
         instance_profile_arn=profile["InstanceProfile"]["Arn"],
-        instance_id="i-0123456789abcdef0",
+        instance_id=instance_id,
         external_id=external_id,
         table_name=table_name,
         table_arn=table_arn,
         kms_key_arn=key_arn,
-        secret_key={"name": "db-password"},
+        secret_name="db-password",
         secret_attribute="ciphertext",
         secret_plaintext=SECRET_PLAINTEXT,
     )
@@ -231,6 +252,12 @@ def _create_admin(moto_url: str) -> AdminCredentials:
     )
     key = iam.create_access_key(UserName="testbed-admin")["AccessKey"]
     return AdminCredentials(key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def _session_arn(role_arn: str, session_name: str) -> str:
+    account = role_arn.split(":")[4]
+    role_name = role_arn.rsplit("/", 1)[-1]
+    return f"arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}"
 
 
 def _seeder_arn(account: str) -> str:
