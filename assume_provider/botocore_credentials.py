@@ -8,7 +8,7 @@ only when the engine hands out new credentials.
 from __future__ import annotations
 
 import datetime
-from typing import Any, Optional, Tuple
+from typing import Any, Optional
 
 import botocore.credentials
 
@@ -26,7 +26,7 @@ class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: i
         self._engine = engine
         self.method = method
         self._account_id = account_id
-        self._snapshot: Optional[Tuple[TemporaryCredentials, Any]] = None
+        self._snapshot: Optional[tuple[TemporaryCredentials, Any]] = None
 
     @property
     def engine(self) -> RefreshingCredentials:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import botocore.exceptions
 
@@ -63,7 +64,7 @@ def plan_hops(
     duration_seconds: int,
     external_id: Optional[str],
     source_is_role_session: bool,
-) -> List[Hop]:
+) -> list[Hop]:
     """The hops to send, with durations capped where AWS's role-chaining limit applies."""
     hops = []
     for position, role_arn in enumerate(role_arns):
@@ -170,9 +171,9 @@ def assume_chain(
     session_name: str,
     make_sts_client: StsClientFactory,
     on_hop: Optional[Callable[[HopResult], None]] = None,
-) -> List[HopResult]:
+) -> list[HopResult]:
     """Every hop in order, each signed by the previous hop's credentials."""
-    results: List[HopResult] = []
+    results: list[HopResult] = []
     caller = source
     for hop in hops:
         result = assume_hop(hop, caller, session_name=session_name, make_sts_client=make_sts_client)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import configparser
 import os
-from typing import Mapping, Optional
+from collections.abc import Mapping
+from typing import Optional
 
 from .settings import ConfigProfile
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 import botocore.credentials
 import botocore.exceptions
@@ -114,7 +115,9 @@ def shared_credentials(settings: Settings, session: botocore.session.Session) ->
     """The process-wide credentials object for these settings (no network I/O here)."""
     target = sts_target(session)
     source_id = source_key(settings.source, session)
-    source = shared.shared(("source", source_id), lambda: SourceCredentials(settings.source, session))
+    source = shared.shared(
+        ("source", source_id), lambda: SourceCredentials(settings.source, session)
+    )
     key = ChainKey(
         source=source_id,
         role_arns=settings.role_arns,
@@ -139,7 +142,9 @@ class AssumeRoleChainProvider(botocore.credentials.CredentialProvider):  # type:
     # botocore requires custom providers' canonical names to start with "custom".
     CANONICAL_NAME = "custom-assume-provider"
 
-    def __init__(self, session: Optional[botocore.session.Session] = None, **arguments: Any) -> None:
+    def __init__(
+        self, session: Optional[botocore.session.Session] = None, **arguments: Any
+    ) -> None:
         super().__init__(session)
         # Explicit arguments are checked now, so a typo fails at register()/install() time.
         resolve_settings(arguments, {}, ConfigProfile("default", None, {}))

@@ -20,7 +20,7 @@ MASK = "****"
 _MAX_SECRETS = 256  # old rotated secrets beyond this are no longer in use anywhere
 
 _lock = threading.Lock()
-_secrets: "dict[str, None]" = {}  # insertion-ordered set, bounded
+_secrets: dict[str, None] = {}  # insertion-ordered set, bounded
 _installed_factory: Optional[Callable[..., logging.LogRecord]] = None
 
 _SECRET_FIELD = re.compile(
@@ -37,7 +37,7 @@ _SECRET_FIELD = re.compile(
 )
 
 
-def _mask_field(match: "re.Match[str]") -> str:
+def _mask_field(match: re.Match[str]) -> str:
     if match.group(2):
         return f"<{match.group(2)}>{MASK}</{match.group(2)}>"
     if match.group(3):

@@ -20,7 +20,7 @@ from .provider import METHOD, AssumeRoleChainProvider, session_profile
 from .redaction import install_redaction
 
 _lock = threading.RLock()
-_providers: "weakref.WeakKeyDictionary[botocore.session.Session, AssumeRoleChainProvider]" = (
+_providers: weakref.WeakKeyDictionary[botocore.session.Session, AssumeRoleChainProvider] = (
     weakref.WeakKeyDictionary()
 )
 _installed_settings: Optional[dict[str, Any]] = None

@@ -13,8 +13,9 @@ import getpass
 import os
 import re
 import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Union
 
 ROLE_ARN = "role_arn"
 SOURCE = "source"
@@ -108,7 +109,7 @@ class ConfigProfile:
 class Settings:
     """Validated settings. ``role_arns`` empty means the provider is inactive."""
 
-    role_arns: Tuple[str, ...]
+    role_arns: tuple[str, ...]
     source: Source
     external_id: Optional[str]
     session_name: str
@@ -137,7 +138,7 @@ def _lookup(
     arguments: Mapping[str, Any],
     environ: Mapping[str, str],
     profile: ConfigProfile,
-) -> Tuple[Any, Origin]:
+) -> tuple[Any, Origin]:
     """The raw value of one setting and its origin, following the precedence rule."""
     if arguments.get(name) is not None:
         return arguments[name], Origin.argument(name)
@@ -150,7 +151,7 @@ def _lookup(
     return None, Origin.default()
 
 
-def parse_role_chain(raw: Union[str, Sequence[str], None], origin: Origin) -> Tuple[str, ...]:
+def parse_role_chain(raw: Union[str, Sequence[str], None], origin: Origin) -> tuple[str, ...]:
     if raw is None:
         return ()
     if isinstance(raw, str):
@@ -290,7 +291,7 @@ def resolve_settings(
             f"unknown setting(s) {', '.join(sorted(unknown))}; "
             f"settings are {', '.join(SETTING_NAMES)}"
         )
-    raw: Dict[str, Tuple[Any, Origin]] = {
+    raw: dict[str, tuple[Any, Origin]] = {
         name: _lookup(name, arguments, environ, profile) for name in SETTING_NAMES
     }
     origins = {name: origin for name, (_, origin) in raw.items()}

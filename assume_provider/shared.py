@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable, Hashable, TypeVar
+from collections.abc import Hashable
+from typing import Callable, TypeVar
 
 from cachetools import LRUCache
 
@@ -17,7 +18,7 @@ T = TypeVar("T")
 MAX_SHARED_OBJECTS = 128
 
 _lock = threading.Lock()
-_objects: "LRUCache[Hashable, object]" = LRUCache(maxsize=MAX_SHARED_OBJECTS)
+_objects: LRUCache[Hashable, object] = LRUCache(maxsize=MAX_SHARED_OBJECTS)
 
 
 def shared(key: Hashable, factory: Callable[[], T]) -> T:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Optional, Tuple
+from typing import Any, Optional
 
 import botocore.credentials
 import botocore.session
@@ -91,8 +92,8 @@ def source_key(source: Source, session: botocore.session.Session) -> SourceKey:
 
 def _describe(source: Source, session: botocore.session.Session) -> str:
     if source.kind == "instance-metadata":
-        endpoint = session.get_config_variable("ec2_metadata_service_endpoint")
-        return f"instance-metadata (instance profile via IMDSv2 at {endpoint or 'the default endpoint'})"
+        endpoint = session.get_config_variable("ec2_metadata_service_endpoint") or "default"
+        return f"instance-metadata (instance profile via IMDSv2, endpoint {endpoint})"
     return str(source)
 
 
@@ -113,8 +114,9 @@ def _resolver_for(source: Source, session: botocore.session.Session) -> Any:
                 f"invalid source 'profile:{source.profile}': profile '{source.profile}' is not "
                 "in the AWS config or credentials file"
             ) from None
-        return _without_self(botocore.credentials.create_credential_resolver(profile_session),
-                             profile_session)
+        return _without_self(
+            botocore.credentials.create_credential_resolver(profile_session), profile_session
+        )
     resolver = botocore.credentials.create_credential_resolver(session)
     if source.kind == "auto":
         return _without_self(resolver, session)
@@ -172,7 +174,7 @@ class SourceCredentials:
             )
         return credentials
 
-    def get(self) -> Tuple[Any, str]:
+    def get(self) -> tuple[Any, str]:
         """The current frozen source credentials and the method botocore found them with."""
         with self._lock:
             if self._credentials is None:

@@ -62,9 +62,7 @@ def check_endpoint_transport(url: str, origin: str) -> None:
             "credentials; use https (http is allowed only for loopback hosts)"
         )
     if parts.scheme not in ("http", "https"):
-        raise ConfigError(
-            f"invalid STS endpoint {url!r} (from {origin}): expected an https:// URL"
-        )
+        raise ConfigError(f"invalid STS endpoint {url!r} (from {origin}): expected an https:// URL")
 
 
 def _configured_endpoint(session: botocore.session.Session) -> tuple[Optional[str], Optional[str]]:
