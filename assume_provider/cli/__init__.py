@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Optional, Sequence
+from collections.abc import Sequence
+from typing import Callable, NoReturn, Optional
 
 from . import common
 
@@ -26,7 +27,7 @@ EXIT_USAGE = 2
 class _Parser(argparse.ArgumentParser):
     """argparse, with usage errors in this tool's one-line format and exit status 2."""
 
-    def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+    def error(self, message: str) -> NoReturn:
         common.print_error(message)
         raise SystemExit(EXIT_USAGE)
 

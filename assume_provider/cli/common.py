@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import traceback
-from typing import Any, Callable, Dict
+from typing import Any, Callable
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -51,15 +49,26 @@ def settings_parent_parser() -> argparse.ArgumentParser:
     group.add_argument("--session-name", help="role session name")
     group.add_argument("--duration-seconds", help="requested duration of each hop")
     group.add_argument("--profile", help="AWS config profile to read settings from")
+    group.add_argument(
+        "--cache-dir", help="disk cache folder (default ~/.aws/assume-provider/cache)"
+    )
     return parent
 
 
-def settings_arguments(args: argparse.Namespace) -> Dict[str, Any]:
+def add_no_cache_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the disk cache (always call STS)",
+    )
+
+
+def settings_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """The explicit settings given on the command line, as library keyword arguments."""
-    explicit: Dict[str, Any] = {}
+    explicit: dict[str, Any] = {}
     if getattr(args, "role_arn", None):
         explicit["role_arn"] = ",".join(args.role_arn)
-    for name in ("source", "external_id", "session_name", "duration_seconds"):
+    for name in ("source", "external_id", "session_name", "duration_seconds", "cache_dir"):
         value = getattr(args, name, None)
         if value is not None:
             explicit[name] = value
@@ -69,6 +78,8 @@ def settings_arguments(args: argparse.Namespace) -> Dict[str, Any]:
 def configure_logging(debug: bool) -> None:
     if not debug:
         return
+    import logging
+
     from ..redaction import install_redaction
 
     logging.basicConfig(
@@ -90,6 +101,8 @@ def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
     except Exception as exc:  # noqa: BLE001 - the CLI boundary: every error becomes one line
         status = exit_status_for(exc)
         if debug:
+            import traceback
+
             from ..redaction import redact_text
 
             sys.stderr.write(redact_text("".join(traceback.format_exc())))

@@ -1,0 +1,121 @@
+"""The final hop's credentials for ``credential-process``, ``env`` and ``exec``.
+
+Order of work, cheapest first: settings (no botocore), the disk cache (no botocore), and
+only on a miss the library (botocore, the source, STS). On a cold cache the entry's file
+lock makes concurrent invocations wait for the first one instead of all calling STS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Optional
+
+from ..cli_settings import (
+    cache_key,
+    check_recursion,
+    key_material,
+    load_cli_settings,
+    mark_for_children,
+)
+from ..disk_cache import CacheUnavailable, DiskCache, Entry, LockTimeout, warn
+from ..settings import Settings
+from . import common
+
+# How long a process waits for another one fetching the same chain. STS calls time out
+# well before this (connect 5 s + read 10 s, a few attempts); past it we fetch ourselves.
+LOCK_TIMEOUT = 30.0
+
+
+class Obtained:
+    """The credentials plus what the subcommands print besides them."""
+
+    def __init__(self, entry: Entry, settings: Settings, from_cache: bool) -> None:
+        self.entry = entry
+        self.settings = settings
+        self.from_cache = from_cache
+
+
+def iso8601(timestamp: float) -> str:
+    """UTC with a ``Z``, the form botocore's ProcessProvider and AWS SDKs parse."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def obtain(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) -> Obtained:
+    """The chain's credentials, from the disk cache when it holds a fresh entry."""
+    env = os.environ if environ is None else environ
+    settings, profile = load_cli_settings(
+        common.settings_arguments(args), env, getattr(args, "profile", None)
+    )
+    key = cache_key(key_material(settings, profile, env))
+    cache: Optional[DiskCache] = None
+    if not getattr(args, "no_cache", False):
+        try:
+            cache = DiskCache(settings.cache_dir, lock_timeout=LOCK_TIMEOUT).open()
+        except CacheUnavailable as exc:
+            warn(f"{exc}; continuing without the disk cache")
+        if cache is not None:
+            entry = cache.read(key)
+            if entry is not None:
+                return Obtained(entry, settings, from_cache=True)
+    check_recursion(key, env)
+    if cache is None:
+        return Obtained(fetch(settings, key, getattr(args, "profile", None)), settings, False)
+    lock = cache.lock(key)
+    try:
+        lock.acquire()
+    except LockTimeout as exc:
+        warn(f"{exc}; fetching without waiting any longer")
+        lock = None  # type: ignore[assignment]
+    try:
+        if lock is not None:
+            entry = cache.read(key)  # written meanwhile by the process we waited for
+            if entry is not None:
+                return Obtained(entry, settings, from_cache=True)
+        entry = fetch(settings, key, getattr(args, "profile", None))
+        try:
+            cache.write(key, entry)
+        except OSError as exc:
+            warn(f"cannot write the disk cache in {cache.folder}: {exc}")
+        return Obtained(entry, settings, from_cache=False)
+    finally:
+        if lock is not None:
+            lock.release()
+        cache.close()
+
+
+def botocore_session(profile_name: Optional[str]) -> object:
+    import botocore.session
+
+    session = botocore.session.Session(profile=profile_name) if profile_name else None
+    return session or botocore.session.Session()
+
+
+def fetch(settings: Settings, key: str, profile_name: Optional[str]) -> Entry:
+    """Resolve the source and assume every hop (imports botocore; the slow path)."""
+    # Any credential_process the source chain runs inherits the marker (recursion guard).
+    mark_for_children(key, os.environ)
+    from ..provider import ChainFetcher
+    from ..sources import SourceCredentials
+    from ..sts import sts_client_factory, sts_target
+
+    session = botocore_session(profile_name)
+    fetcher = ChainFetcher(
+        settings,
+        SourceCredentials(settings.source, session),
+        sts_client_factory(session, sts_target(session)),
+    )
+    fetched_at = time.time()
+    final = fetcher.hops()[-1].credentials
+    if final.session_token is None or final.expiration is None:  # STS always sends both
+        raise RuntimeError("STS returned credentials without a session token or expiry")
+    region = session.get_config_variable("region")  # type: ignore[attr-defined]
+    return Entry(
+        final.access_key_id,
+        final.secret_access_key,
+        final.session_token,
+        final.expiration,
+        fetched_at,
+        region if isinstance(region, str) and region else None,
+    )

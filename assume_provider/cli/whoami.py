@@ -1,0 +1,159 @@
+"""``assume-provider whoami``: the chain hop by hop, for diagnosing trust policies.
+
+Never uses the disk cache: it calls STS GetCallerIdentity with the source credentials and
+after every AssumeRole, and when a hop fails it names the hop, the role, the identity that
+asked and the AWS error code, which is what an operator needs to fix a trust policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Optional
+
+from ..cli_settings import (
+    cache_key,
+    check_recursion,
+    key_material,
+    load_cli_settings,
+    mark_for_children,
+)
+from ..settings import SETTING_NAMES, Settings
+from . import common
+from .credentials import botocore_session, iso8601
+
+
+def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "whoami",
+        parents=parents,
+        help="show the identity of the source and of every hop (GetCallerIdentity)",
+        description=(
+            "Resolve the role chain hop by hop and print the caller identity, account and "
+            "expiry of the source and of each hop, and where each setting came from."
+        ),
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(handler=run)
+
+
+class WhoamiError(Exception):
+    """A step of the chain failed; the message says which and as whom."""
+
+
+def _setting_value(settings: Settings, name: str) -> str:
+    value = {
+        "role_arn": ",".join(settings.role_arns),
+        "source": str(settings.source),
+        "external_id": settings.external_id,
+        "session_name": settings.session_name,
+        "duration_seconds": settings.duration_seconds,
+        "cache_dir": settings.cache_dir,
+    }[name]
+    return "(none)" if value is None else str(value)
+
+
+def _say(enabled: bool, text: str) -> None:
+    if enabled:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    text = not args.json
+    settings, profile = load_cli_settings(
+        common.settings_arguments(args), os.environ, getattr(args, "profile", None)
+    )
+    key = cache_key(key_material(settings, profile, os.environ))
+    check_recursion(key, os.environ)
+    mark_for_children(key, os.environ)
+
+    from ..chain import assume_hop, plan_hops
+    from ..errors import AssumeRoleError
+    from ..refresh import TemporaryCredentials
+    from ..sources import SourceCredentials
+    from ..sts import sts_client_factory, sts_target
+
+    _say(text, f"settings (profile '{profile.name}' of {profile.path}):")
+    for name in SETTING_NAMES:
+        _say(text, f"  {name}: {_setting_value(settings, name)}  [{settings.origin(name)}]")
+
+    session: Any = botocore_session(getattr(args, "profile", None))
+    target = sts_target(session)
+    endpoint = target.configured_endpoint or "botocore's default endpoint"
+    where = f" (from {target.endpoint_origin})" if target.endpoint_origin else ""
+    _say(text, f"  sts: region {target.region or '(none)'}, endpoint {endpoint}{where}")
+    make_client = sts_client_factory(session, target)
+
+    frozen, method = SourceCredentials(settings.source, session).get()
+    caller = TemporaryCredentials(frozen.access_key, frozen.secret_key, frozen.token, None)
+    source_identity = _identity(
+        make_client, caller, f"source credentials ({settings.source}, found by botocore as "
+        f"{method}, key {frozen.access_key})"
+    )
+    report: dict[str, Any] = {
+        "source": {"arn": source_identity["Arn"], "account": source_identity["Account"]},
+        "hops": [],
+    }
+    _say(text, f"source: {settings.source} (botocore method {method})")
+    _say(text, f"  arn: {source_identity['Arn']}")
+    _say(text, f"  account: {source_identity['Account']}")
+
+    caller_arn = str(source_identity["Arn"])
+    hops = plan_hops(
+        settings.role_arns,
+        duration_seconds=settings.duration_seconds,
+        external_id=settings.external_id,
+        source_is_role_session=caller.session_token is not None,
+    )
+    for hop in hops:
+        try:
+            result = assume_hop(
+                hop, caller, session_name=settings.session_name, make_sts_client=make_client
+            )
+        except AssumeRoleError as exc:
+            raise WhoamiError(
+                f"hop {hop.index} of {len(hops)} failed: AssumeRole {hop.role_arn} "
+                f"called by {caller_arn}: {exc.error_code or 'no AWS error code'}: {exc.message}"
+            ) from None
+        caller = result.credentials
+        identity = _identity(make_client, caller, f"hop {hop.index} ({hop.role_arn})")
+        expiration = iso8601(caller.expiration) if caller.expiration is not None else None
+        report["hops"].append(
+            {
+                "role_arn": hop.role_arn,
+                "arn": identity["Arn"],
+                "account": identity["Account"],
+                "expiration": expiration,
+            }
+        )
+        _say(text, f"hop {hop.index}: {hop.role_arn}")
+        _say(text, f"  arn: {identity['Arn']}")
+        _say(text, f"  account: {identity['Account']}")
+        _say(text, f"  expires: {expiration} (duration requested {hop.duration_seconds} s)")
+        caller_arn = str(identity["Arn"])
+    if not text:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        sys.stdout.flush()
+    return common.EXIT_OK
+
+
+def _identity(make_client: Any, credentials: Any, what: str) -> dict[str, Any]:
+    import botocore.exceptions
+
+    client = make_client(
+        credentials.access_key_id, credentials.secret_access_key, credentials.session_token
+    )
+    try:
+        response: dict[str, Any] = client.get_caller_identity()
+    except botocore.exceptions.ClientError as exc:
+        error: dict[str, Optional[str]] = exc.response.get("Error", {})
+        raise WhoamiError(
+            f"GetCallerIdentity failed for {what}: {error.get('Code') or 'Unknown'}: "
+            f"{(error.get('Message') or '').strip()}"
+        ) from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise WhoamiError(f"GetCallerIdentity failed for {what}: {exc}") from None
+    return response

@@ -1,0 +1,198 @@
+"""Settings and the disk-cache key for the command line, computed without botocore.
+
+The CLI reads settings like the library (explicit argument > environment variable > key in
+the active profile), but through ``config_file`` instead of a botocore session, so that a
+``credential-process`` cache hit never imports botocore.
+
+The cache key is a SHA-256 of everything that can change the result, as far as it can be
+known without network I/O (see ``key_material``). Two invocations with equal keys would
+assume the same roles from the same source with the same STS settings, so they may share
+one cached result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from .config_file import active_profile_name, config_file_path, read_profile
+from .settings import ConfigProfile, Settings, config_key, env_var, resolve_settings
+
+# Set by `env`/`exec` (also in sources.EXPORTED_KEY_ID_VAR; not imported: that pulls botocore).
+EXPORTED_KEY_ID_VAR = "ASSUME_PROVIDER_EXPORTED_KEY_ID"
+
+# Recursion guard, set in our own environment before the source is resolved, so that any
+# process the source chain starts (a credential_process) inherits it.
+DEPTH_VAR = "ASSUME_PROVIDER_DEPTH"
+CHAIN_KEYS_VAR = "ASSUME_PROVIDER_CHAIN_KEYS"
+# A chain whose source runs the tool again is legitimate at most a couple of levels deep
+# (profile A's source is a process that assumes profile B...); beyond this it is a loop.
+MAX_DEPTH = 3
+
+# Environment variables that decide the source identity or where STS is reached.
+_KEYED_ENV = (
+    "AWS_ACCESS_KEY_ID",  # environment source (hidden when it is our own export, see below)
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_STS_REGIONAL_ENDPOINTS",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+)
+# Keys of the active profile that decide the source or STS's region and endpoint.
+_KEYED_PROFILE_KEYS = (
+    "region",
+    "endpoint_url",
+    "services",
+    "sts_regional_endpoints",
+    "use_fips_endpoint",
+    "use_dualstack_endpoint",
+    "ignore_configured_endpoint_urls",
+    "ec2_metadata_service_endpoint",
+    "ec2_metadata_service_endpoint_mode",
+    "credential_process",
+    "credential_source",
+    "role_arn",
+    "source_profile",
+    "web_identity_token_file",
+    "sso_session",
+    "sso_account_id",
+    "sso_role_name",
+)
+
+
+def credentials_file_path(environ: Mapping[str, str]) -> str:
+    return os.path.expanduser(
+        environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join("~", ".aws", "credentials")
+    )
+
+
+def load_cli_settings(
+    arguments: Mapping[str, Any],
+    environ: Mapping[str, str],
+    profile_name: Optional[str] = None,
+) -> tuple[Settings, ConfigProfile]:
+    """Validated settings for a subcommand; ConfigError (exit 2) if no role is configured.
+
+    A profile named by ``--profile`` or ``AWS_PROFILE`` must exist; the implicit ``default``
+    profile may be absent.
+    """
+    name = active_profile_name(environ, profile_name)
+    named = bool(profile_name or environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE"))
+    profile = read_profile(name, config_file_path(environ), required=named)
+    settings = resolve_settings(arguments, environ, profile)
+    if not settings.active:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"no role to assume: give --role-arn, set {env_var('role_arn')}, or set "
+            f"{config_key('role_arn')} in profile '{profile.name}' of {profile.path}"
+        )
+    return settings, profile
+
+
+def visible_access_key_id(environ: Mapping[str, str]) -> Optional[str]:
+    """AWS_ACCESS_KEY_ID unless it is the key that `env`/`exec` exported (never a source)."""
+    key_id = environ.get("AWS_ACCESS_KEY_ID") or None
+    if key_id is not None and key_id == environ.get(EXPORTED_KEY_ID_VAR):
+        return None
+    return key_id
+
+
+def _file_stamp(path: str) -> Optional[tuple[int, int, int]]:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def key_material(
+    settings: Settings, profile: ConfigProfile, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """Everything that determines the chain's result, as known without network I/O.
+
+    - the chain settings: role ARNs, external ID, session name, duration, source spec;
+    - the active profile's name, the config and credentials file paths and their
+      (inode, size, mtime) stamps, so editing either file starts a new entry;
+    - the source identity: the environment's access key ID (unless it is our own export),
+      the IMDS endpoint and mode, the container credentials URIs, web identity settings;
+    - where STS is reached: region and endpoint variables and profile keys;
+    - the uid (the folder is per user anyway; this keeps a shared folder honest).
+    """
+    environ_values = {name: environ.get(name) for name in _KEYED_ENV}
+    environ_values["AWS_ACCESS_KEY_ID"] = visible_access_key_id(environ)
+    config_path = profile.path or config_file_path(environ)
+    credentials_path = credentials_file_path(environ)
+    return {
+        "version": 1,
+        "uid": os.geteuid(),
+        "role_arns": list(settings.role_arns),
+        "external_id": settings.external_id,
+        "session_name": settings.session_name,
+        "duration_seconds": settings.duration_seconds,
+        "source": str(settings.source),
+        "profile": profile.name,
+        "profile_keys": {key: profile.values.get(key) for key in _KEYED_PROFILE_KEYS},
+        "config_file": [config_path, _file_stamp(config_path)],
+        "credentials_file": [credentials_path, _file_stamp(credentials_path)],
+        "environment": environ_values,
+    }
+
+
+def cache_key(material: Mapping[str, Any]) -> str:
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+
+
+class CredentialLoopError(Exception):
+    """The source of the chain runs this tool again (exit status 1, one clear line)."""
+
+
+def check_recursion(key: str, environ: Mapping[str, str]) -> None:
+    """Fail fast (exit 1) when this invocation is part of a credential_process loop."""
+    depth = _depth(environ)
+    ancestors = [item for item in environ.get(CHAIN_KEYS_VAR, "").split(",") if item]
+    if key in ancestors:
+        raise CredentialLoopError(
+            "credential loop: the source credentials of this role chain are provided by a "
+            "credential_process that runs assume-provider for the same chain again; set "
+            "--source (e.g. instance-metadata, environment or profile:NAME) to a source that "
+            "does not run this tool"
+        )
+    if depth >= MAX_DEPTH:
+        raise CredentialLoopError(
+            f"credential loop: assume-provider is nested {depth} levels deep inside its own "
+            f"source credential processes ({DEPTH_VAR}={depth}); refusing to go deeper. Set "
+            "--source to a source that does not run this tool"
+        )
+
+
+def mark_for_children(key: str, environ: os._Environ[str]) -> None:
+    """Tell any process the source resolution starts that it runs inside this chain."""
+    ancestors = [item for item in environ.get(CHAIN_KEYS_VAR, "").split(",") if item]
+    environ[DEPTH_VAR] = str(_depth(environ) + 1)
+    environ[CHAIN_KEYS_VAR] = ",".join([*ancestors, key])
+
+
+def _depth(environ: Mapping[str, str]) -> int:
+    try:
+        return max(int(environ.get(DEPTH_VAR, "0")), 0)
+    except ValueError:
+        return 0
