@@ -1,0 +1,182 @@
+"""Zero-code activation: the start-up hook behind ``assume_provider_startup.pth`` / ``.start``.
+
+The ``.pth`` line (run by ``site`` at every interpreter start) only looks at two environment
+variables; this module is imported only when one of them is set. Even then it imports nothing
+but ``os`` and ``sys`` (already loaded at start-up): it arms a one-shot ``sys.meta_path``
+finder, and when, and only if, the application imports ``botocore`` it runs
+``assume_provider.install()``, the same code path as a user calling it. If botocore is already
+imported (e.g. the hook is run late by hand), it installs at once.
+
+Nothing here may break interpreter start-up or the application's ``import botocore``: any
+failure is kept and raised at credential-resolution time instead, as an error that names
+``ASSUME_PROVIDER_ROLE_ARN`` (a malformed setting needs no help: the provider parses the
+settings at resolution time and raises the usual ``ConfigError``).
+
+Python 3.15+ (PEP 829) calls :func:`start` from the ``.start`` file and ignores the ``.pth``
+import line; older versions run the ``.pth`` line. Both end in :func:`start`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False  # typing is not loaded at start-up; importing it would cost ~1.5 ms
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+    from typing import Any, Optional
+
+ROLE_ARN_VARIABLE = "ASSUME_PROVIDER_ROLE_ARN"
+# Activates the provider with the role chain from the AWS config file (assume_provider_role_arn
+# in the active profile); "0"/"false"/"no"/"off" switches zero-code activation off entirely.
+SWITCH_VARIABLE = "ASSUME_PROVIDER_ENABLE"
+_SWITCH_OFF = frozenset({"", "0", "false", "no", "off"})
+
+_TARGET = "botocore"
+_armed = False
+
+
+def requested(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the environment asks for zero-code activation."""
+    switch = environ.get(SWITCH_VARIABLE)
+    if switch is not None:
+        return switch.strip().lower() not in _SWITCH_OFF
+    return bool(environ.get(ROLE_ARN_VARIABLE, "").strip())
+
+
+def start() -> None:
+    """Entry point of the ``.pth`` line and the PEP 829 ``.start`` file. Never raises."""
+    global _armed
+    if _armed or not requested():
+        return
+    _armed = True
+    try:
+        botocore = sys.modules.get(_TARGET)
+        if botocore is not None:
+            _activate(botocore)
+        else:
+            sys.meta_path.insert(0, _BotocoreFinder())
+    except Exception:  # noqa: BLE001, S110 - start-up must go on; nothing to report it to
+        pass
+
+
+class _BotocoreFinder:
+    """Fires once, when ``botocore`` is first imported (also when the AWS CLI v1 >= 1.46
+    serves its vendored copy under that name through its own meta-path finder)."""
+
+    def __init__(self) -> None:
+        self._searching = False
+
+    def find_spec(
+        self, fullname: str, path: Optional[Sequence[str]], target: Optional[ModuleType] = None
+    ) -> Optional[ModuleSpec]:
+        if fullname != _TARGET or self._searching:
+            return None
+        # Ask the finders after this one, as the import system would have done without us.
+        self._searching = True
+        try:
+            spec = _find_with_others(self, fullname, path, target)
+        finally:
+            self._searching = False
+        if spec is not None and hasattr(spec.loader, "exec_module"):
+            # Duck-typed, not an importlib.abc.Loader: importing importlib.abc costs start-up time.
+            spec.loader = _ActivatingLoader(spec.loader, self)  # type: ignore[assignment]
+        return spec
+
+
+def _find_with_others(
+    skip: object, fullname: str, path: Optional[Sequence[str]], target: Optional[ModuleType]
+) -> Optional[ModuleSpec]:
+    for finder in list(sys.meta_path):
+        find_spec = getattr(finder, "find_spec", None)
+        if finder is skip or find_spec is None:
+            continue
+        spec: Optional[ModuleSpec] = find_spec(fullname, path, target)
+        if spec is not None:
+            return spec
+    return None
+
+
+class _ActivatingLoader:
+    """Wraps botocore's own loader: runs it, then installs the provider."""
+
+    def __init__(self, loader: Any, finder: _BotocoreFinder) -> None:
+        self._loader = loader
+        self._finder = finder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+    def create_module(self, spec: ModuleSpec) -> Optional[ModuleType]:
+        module: Optional[ModuleType] = self._loader.create_module(spec)
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        # botocore is loaded: from here on the module must look as if we had never been there.
+        module.__loader__ = self._loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        try:
+            sys.meta_path.remove(self._finder)
+        except ValueError:
+            pass
+        _activate(module)
+
+
+def _activate(botocore: ModuleType) -> None:
+    """``assume_provider.install()``; on failure, arrange for the failure to surface later."""
+    try:
+        from .registration import install
+
+        install()
+    except Exception as exc:  # noqa: BLE001 - a broken install must not break `import botocore`
+        try:
+            _defer(botocore, exc)
+        except Exception:  # noqa: BLE001, S110 - botocore itself is unusable; it will say so
+            pass
+
+
+def activation_error(cause: BaseException) -> Exception:
+    """The error every credential resolution raises after a failed activation."""
+    message = (
+        f"{ROLE_ARN_VARIABLE}/{SWITCH_VARIABLE} is set, but assume-provider could not be "
+        f"activated: {type(cause).__name__}: {cause}"
+    )
+    try:
+        from .errors import ConfigError
+    except Exception:  # noqa: BLE001 - errors.py is what failed; fall back to botocore's base
+        from botocore.exceptions import BotoCoreError
+
+        class ConfigError(BotoCoreError):  # type: ignore[no-redef, misc]
+            fmt = "{message}"
+
+    error: Exception = ConfigError(message)
+    error.__cause__ = cause
+    return error
+
+
+def _defer(botocore: ModuleType, cause: BaseException) -> None:
+    """Every botocore session gets a first credential provider that raises the failure."""
+    import botocore.credentials as credentials
+
+    error = activation_error(cause)
+
+    class ActivationFailed(credentials.CredentialProvider):  # type: ignore[misc]
+        METHOD = "assume-provider"
+        CANONICAL_NAME = "custom-assume-provider"
+
+        def load(self) -> None:
+            raise error
+
+    def initializer(session: Any) -> None:
+        def build_resolver() -> Any:
+            resolver = credentials.create_credential_resolver(session)
+            resolver.providers.insert(0, ActivationFailed())
+            return resolver
+
+        session.lazy_register_component("credential_provider", build_resolver)
+
+    botocore.register_initializer(initializer)
