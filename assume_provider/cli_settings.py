@@ -4,22 +4,42 @@ The CLI reads settings like the library (explicit argument > environment variabl
 the active profile), but through ``config_file`` instead of a botocore session, so that a
 ``credential-process`` cache hit never imports botocore.
 
-The cache key is a SHA-256 of everything that can change the result, as far as it can be
-known without network I/O (see ``key_material``). Two invocations with equal keys would
-assume the same roles from the same source with the same STS settings, so they may share
-one cached result.
+The cache key is a SHA-256 of the *raw* inputs, i.e. everything that can change the result
+as far as it can be known without network I/O (see ``key_material``). It is computed before
+validation, which keeps the cache-hit path free of the settings module's imports; that is
+safe because an entry is only ever written after the same raw inputs were validated and
+the chain assumed. Two invocations with equal keys would assume the same roles from the
+same source with the same STS settings, so they may share one cached result.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from .config_file import active_profile_name, config_file_path, read_profile
-from .settings import ConfigProfile, Settings, config_key, env_var, resolve_settings
+from .config_file import active_profile_name, config_file_path, profile_values
+
+try:  # the builtin module costs ~0.6 ms to import; hashlib loads OpenSSL (~2 ms)
+    from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - Python 3.12+ renamed it; any sha256 will do
+    from hashlib import sha256
+
+if TYPE_CHECKING:
+    from .settings import ConfigProfile, Settings
+
+# As in settings.SETTING_NAMES / env_var / config_key (settings is not imported on the fast
+# path: its dataclasses import alone costs ~5 ms); tests check that the two agree.
+SETTING_NAMES = (
+    "role_arn",
+    "source",
+    "external_id",
+    "session_name",
+    "duration_seconds",
+    "cache_dir",
+)
+DEFAULT_CACHE_DIR = os.path.join("~", ".aws", "assume-provider", "cache")
 
 # Set by `env`/`exec` (also in sources.EXPORTED_KEY_ID_VAR; not imported: that pulls botocore).
 EXPORTED_KEY_ID_VAR = "ASSUME_PROVIDER_EXPORTED_KEY_ID"
@@ -83,23 +103,57 @@ def credentials_file_path(environ: Mapping[str, str]) -> str:
     )
 
 
-def load_cli_settings(
-    arguments: Mapping[str, Any],
-    environ: Mapping[str, str],
-    profile_name: Optional[str] = None,
-) -> tuple[Settings, ConfigProfile]:
-    """Validated settings for a subcommand; ConfigError (exit 2) if no role is configured.
+class RawInputs:
+    """What one invocation was given: arguments, environment and the active profile's keys."""
 
-    A profile named by ``--profile`` or ``AWS_PROFILE`` must exist; the implicit ``default``
-    profile may be absent.
-    """
-    name = active_profile_name(environ, profile_name)
-    named = bool(profile_name or environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE"))
-    profile = read_profile(name, config_file_path(environ), required=named)
-    settings = resolve_settings(arguments, environ, profile)
+    def __init__(
+        self,
+        arguments: Mapping[str, Any],
+        environ: Mapping[str, str],
+        profile_name: Optional[str] = None,
+    ) -> None:
+        self.arguments = dict(arguments)
+        self.environ = environ
+        self.profile = active_profile_name(environ, profile_name)
+        # A profile named by --profile or AWS_PROFILE must exist; "default" may be absent.
+        self.profile_named = bool(
+            profile_name or environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE")
+        )
+        self.config_file = config_file_path(environ)
+        self.profile_values = profile_values(self.profile, self.config_file)
+
+    def raw(self, name: str) -> Any:
+        """The value that wins by precedence (argument > environment > profile), unparsed."""
+        if self.arguments.get(name) is not None:
+            return self.arguments[name]
+        value = self.environ.get("ASSUME_PROVIDER_" + name.upper())
+        if value is not None and value.strip():
+            return value
+        value = (self.profile_values or {}).get("assume_provider_" + name)
+        if value is not None and value.strip():
+            return value
+        return None
+
+    def cache_dir(self) -> str:
+        """The cache folder, as settings.parse_cache_dir resolves a valid value."""
+        raw = self.raw("cache_dir")
+        if isinstance(raw, str) and raw.strip() and "\0" not in raw:
+            return os.path.abspath(os.path.expanduser(raw))
+        return os.path.expanduser(DEFAULT_CACHE_DIR)
+
+
+def load_cli_settings(inputs: RawInputs) -> tuple[Settings, ConfigProfile]:
+    """Validated settings for a subcommand; ConfigError (exit 2) if no role is configured."""
+    from .errors import ConfigError
+    from .settings import ConfigProfile, config_key, env_var, resolve_settings
+
+    if inputs.profile_values is None and inputs.profile_named:
+        raise ConfigError(
+            f"profile '{inputs.profile}' not found in AWS config file {inputs.config_file}"
+        )
+    profile = ConfigProfile(inputs.profile, inputs.config_file, inputs.profile_values or {})
+    settings = resolve_settings(inputs.arguments, inputs.environ, profile)
     if not settings.active:
-        from .errors import ConfigError
-
         raise ConfigError(
             f"no role to assume: give --role-arn, set {env_var('role_arn')}, or set "
             f"{config_key('role_arn')} in profile '{profile.name}' of {profile.path}"
@@ -123,42 +177,47 @@ def _file_stamp(path: str) -> Optional[tuple[int, int, int]]:
     return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
-def key_material(
-    settings: Settings, profile: ConfigProfile, environ: Mapping[str, str]
-) -> dict[str, Any]:
+def key_material(inputs: RawInputs) -> dict[str, Any]:
     """Everything that determines the chain's result, as known without network I/O.
 
-    - the chain settings: role ARNs, external ID, session name, duration, source spec;
-    - the active profile's name, the config and credentials file paths and their
-      (inode, size, mtime) stamps, so editing either file starts a new entry;
+    - the raw chain settings (role ARNs, source, external ID, session name, duration) as
+      they won by precedence; for the default session name, the user and host it derives
+      from;
+    - the active profile's name, the keys of it that matter, the config and credentials
+      file paths and their (inode, size, mtime) stamps, so editing either file starts a
+      new entry;
     - the source identity: the environment's access key ID (unless it is our own export),
       the IMDS endpoint and mode, the container credentials URIs, web identity settings;
     - where STS is reached: region and endpoint variables and profile keys;
     - the uid (the folder is per user anyway; this keeps a shared folder honest).
     """
+    environ = inputs.environ
     environ_values = {name: environ.get(name) for name in _KEYED_ENV}
     environ_values["AWS_ACCESS_KEY_ID"] = visible_access_key_id(environ)
-    config_path = profile.path or config_file_path(environ)
     credentials_path = credentials_file_path(environ)
+    settings = {name: inputs.raw(name) for name in SETTING_NAMES if name != "cache_dir"}
+    if settings["session_name"] is None:
+        settings["session_name"] = [
+            "default",
+            *(environ.get(name) for name in ("LOGNAME", "USER", "LNAME", "USERNAME")),
+            os.uname().nodename,
+        ]
+    values = inputs.profile_values or {}
     return {
         "version": 1,
         "uid": os.geteuid(),
-        "role_arns": list(settings.role_arns),
-        "external_id": settings.external_id,
-        "session_name": settings.session_name,
-        "duration_seconds": settings.duration_seconds,
-        "source": str(settings.source),
-        "profile": profile.name,
-        "profile_keys": {key: profile.values.get(key) for key in _KEYED_PROFILE_KEYS},
-        "config_file": [config_path, _file_stamp(config_path)],
+        "settings": settings,
+        "profile": [inputs.profile, inputs.profile_values is not None],
+        "profile_keys": {key: values.get(key) for key in _KEYED_PROFILE_KEYS},
+        "config_file": [inputs.config_file, _file_stamp(inputs.config_file)],
         "credentials_file": [credentials_path, _file_stamp(credentials_path)],
         "environment": environ_values,
     }
 
 
 def cache_key(material: Mapping[str, Any]) -> str:
-    text = json.dumps(material, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+    return str(sha256(text.encode("utf-8")).hexdigest()[:40])
 
 
 class CredentialLoopError(Exception):

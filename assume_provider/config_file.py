@@ -10,9 +10,10 @@ from __future__ import annotations
 import configparser
 import os
 from collections.abc import Mapping
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from .settings import ConfigProfile
+if TYPE_CHECKING:  # settings imports dataclasses (~5 ms): not on the CLI's cache-hit path
+    from .settings import ConfigProfile
 
 
 def config_file_path(environ: Mapping[str, str]) -> str:
@@ -23,8 +24,8 @@ def active_profile_name(environ: Mapping[str, str], explicit: Optional[str] = No
     return explicit or environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or "default"
 
 
-def read_profile(name: str, path: str, *, required: bool) -> ConfigProfile:
-    """The keys of profile ``name``; ConfigError if ``required`` and the profile is missing."""
+def profile_values(name: str, path: str) -> Optional[dict[str, str]]:
+    """The keys of profile ``name`` in the config file at ``path``, or None if it is absent."""
     parser = configparser.RawConfigParser()
     try:
         parser.read(path, encoding="utf-8")
@@ -36,9 +37,17 @@ def read_profile(name: str, path: str, *, required: bool) -> ConfigProfile:
     sections = ("default", "profile default") if name == "default" else (f"profile {name}",)
     for section in sections:
         if parser.has_section(section):
-            return ConfigProfile(name, path, dict(parser.items(section)))
-    if required:
+            return dict(parser.items(section))
+    return None
+
+
+def read_profile(name: str, path: str, *, required: bool) -> ConfigProfile:
+    """The keys of profile ``name``; ConfigError if ``required`` and the profile is missing."""
+    from .settings import ConfigProfile
+
+    values = profile_values(name, path)
+    if values is None and required:
         from .errors import ConfigError
 
         raise ConfigError(f"profile '{name}' not found in AWS config file {path}")
-    return ConfigProfile(name, path, {})
+    return ConfigProfile(name, path, values or {})

@@ -18,6 +18,15 @@ from . import common
 # parser with ``set_defaults(handler=...)``. The handler takes the parsed namespace and
 # returns the exit status.
 _SUBCOMMAND_MODULES = ("credential_process", "env_cmd", "exec_cmd", "whoami", "template_cmd")
+# The command each module registers: when the command line names one, only that module is
+# imported (credential-process runs on every `aws` call; every millisecond shows).
+_MODULE_OF_COMMAND = {
+    "credential-process": "credential_process",
+    "env": "env_cmd",
+    "exec": "exec_cmd",
+    "whoami": "whoami",
+    "template": "template_cmd",
+}
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -32,7 +41,17 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _named_command(argv: Sequence[str]) -> Optional[str]:
+    """The subcommand named on the command line (the first word not an option), if known."""
+    for word in argv:
+        if word == "--debug":
+            continue
+        return word if word in _MODULE_OF_COMMAND else None
+    return None
+
+
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The full parser, or one holding only the subcommand ``only`` (faster to import)."""
     import importlib
 
     parser = _Parser(
@@ -43,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     parents = [common.settings_parent_parser()]
-    for name in _SUBCOMMAND_MODULES:
+    modules = (_MODULE_OF_COMMAND[only],) if only else _SUBCOMMAND_MODULES
+    for name in modules:
         try:
             module = importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:
@@ -56,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(_named_command(args_list))
     args = parser.parse_args(args_list)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return common.run_handler(handler, args)

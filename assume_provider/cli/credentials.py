@@ -10,18 +10,21 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..cli_settings import (
+    RawInputs,
     cache_key,
     check_recursion,
     key_material,
     load_cli_settings,
     mark_for_children,
 )
-from ..disk_cache import CacheUnavailable, DiskCache, Entry, LockTimeout, warn
-from ..settings import Settings
+from ..disk_cache import CacheUnavailable, DiskCache, Entry, FileLock, LockTimeout, warn
 from . import common
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 # How long a process waits for another one fetching the same chain. STS calls time out
 # well before this (connect 5 s + read 10 s, a few attempts); past it we fetch ourselves.
@@ -29,11 +32,10 @@ LOCK_TIMEOUT = 30.0
 
 
 class Obtained:
-    """The credentials plus what the subcommands print besides them."""
+    """The credentials, and whether they came from the disk cache."""
 
-    def __init__(self, entry: Entry, settings: Settings, from_cache: bool) -> None:
+    def __init__(self, entry: Entry, from_cache: bool) -> None:
         self.entry = entry
-        self.settings = settings
         self.from_cache = from_cache
 
 
@@ -45,40 +47,44 @@ def iso8601(timestamp: float) -> str:
 def obtain(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) -> Obtained:
     """The chain's credentials, from the disk cache when it holds a fresh entry."""
     env = os.environ if environ is None else environ
-    settings, profile = load_cli_settings(
-        common.settings_arguments(args), env, getattr(args, "profile", None)
-    )
-    key = cache_key(key_material(settings, profile, env))
+    profile_name = getattr(args, "profile", None)
+    inputs = RawInputs(common.settings_arguments(args), env, profile_name)
+    if inputs.raw("role_arn") is None:
+        load_cli_settings(inputs)  # raises the "no role to assume" ConfigError
+    key = cache_key(key_material(inputs))
     cache: Optional[DiskCache] = None
     if not getattr(args, "no_cache", False):
         try:
-            cache = DiskCache(settings.cache_dir, lock_timeout=LOCK_TIMEOUT).open()
+            cache = DiskCache(inputs.cache_dir(), lock_timeout=LOCK_TIMEOUT).open()
         except CacheUnavailable as exc:
             warn(f"{exc}; continuing without the disk cache")
         if cache is not None:
             entry = cache.read(key)
             if entry is not None:
-                return Obtained(entry, settings, from_cache=True)
+                cache.close()
+                return Obtained(entry, from_cache=True)
+    # A miss: validate (the hit path never needs to: entries exist only for valid inputs).
+    settings, _profile = load_cli_settings(inputs)
     check_recursion(key, env)
     if cache is None:
-        return Obtained(fetch(settings, key, getattr(args, "profile", None)), settings, False)
-    lock = cache.lock(key)
+        return Obtained(fetch(settings, key, profile_name), from_cache=False)
+    lock: Optional[FileLock] = cache.lock(key)
     try:
+        assert lock is not None
         lock.acquire()
     except LockTimeout as exc:
         warn(f"{exc}; fetching without waiting any longer")
-        lock = None  # type: ignore[assignment]
+        lock = None
     try:
-        if lock is not None:
-            entry = cache.read(key)  # written meanwhile by the process we waited for
-            if entry is not None:
-                return Obtained(entry, settings, from_cache=True)
-        entry = fetch(settings, key, getattr(args, "profile", None))
+        entry = cache.read(key)  # written meanwhile by a process we waited for
+        if entry is not None:
+            return Obtained(entry, from_cache=True)
+        entry = fetch(settings, key, profile_name)
         try:
             cache.write(key, entry)
         except OSError as exc:
             warn(f"cannot write the disk cache in {cache.folder}: {exc}")
-        return Obtained(entry, settings, from_cache=False)
+        return Obtained(entry, from_cache=False)
     finally:
         if lock is not None:
             lock.release()

@@ -14,6 +14,7 @@ import sys
 from typing import Any, Optional
 
 from ..cli_settings import (
+    RawInputs,
     cache_key,
     check_recursion,
     key_material,
@@ -63,10 +64,9 @@ def _say(enabled: bool, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     text = not args.json
-    settings, profile = load_cli_settings(
-        common.settings_arguments(args), os.environ, getattr(args, "profile", None)
-    )
-    key = cache_key(key_material(settings, profile, os.environ))
+    inputs = RawInputs(common.settings_arguments(args), os.environ, getattr(args, "profile", None))
+    settings, profile = load_cli_settings(inputs)
+    key = cache_key(key_material(inputs))
     check_recursion(key, os.environ)
     mark_for_children(key, os.environ)
 
