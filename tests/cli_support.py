@@ -11,7 +11,9 @@ BIN = os.path.dirname(sys.executable)
 _SCRIPT = os.path.join(BIN, "assume-provider")
 # The console script of the interpreter running the tests (pip install -e .); the module
 # form otherwise. Never a pyenv shim: those add a shell and ~50 ms per call.
-TOOL: list[str] = [_SCRIPT] if os.path.exists(_SCRIPT) else [sys.executable, "-m", "assume_provider"]
+TOOL: list[str] = (
+    [_SCRIPT] if os.path.exists(_SCRIPT) else [sys.executable, "-m", "assume_provider"]
+)
 AWS: list[str] = [os.path.join(BIN, "aws")]
 
 

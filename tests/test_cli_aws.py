@@ -134,7 +134,8 @@ def test_a_credential_process_loop_ends_quickly_with_a_clear_error(
     wrapper.chmod(0o755)
     write_config(
         subprocess_env,
-        f"[default]\ncredential_process = {wrapper}\n[profile app]\ncredential_process = {wrapper}\n",
+        f"[default]\ncredential_process = {wrapper}\n"
+        f"[profile app]\ncredential_process = {wrapper}\n",
     )
     result = run_aws(["--profile", "app", "sts", "get-caller-identity"], subprocess_env, timeout=60)
     assert result.returncode != 0
