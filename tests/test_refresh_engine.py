@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import random
+import sys
 import threading
+from pathlib import Path
 from typing import Optional
 
 import pytest
 
+import assume_provider.refresh as refresh_module
 from assume_provider.refresh import (
     JITTER_FRACTION,
     RefreshingCredentials,
@@ -354,3 +358,16 @@ def test_with_prefetch_callers_leave_the_thread_time_to_go_first() -> None:
 def test_prefetch_off_by_default() -> None:
     engine, _, _ = make()
     assert engine._thread is None
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="sys.stdlib_module_names is 3.10+")
+def test_engine_imports_only_the_standard_library() -> None:
+    tree = ast.parse(Path(refresh_module.__file__).read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert imported
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
