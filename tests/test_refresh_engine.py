@@ -363,7 +363,7 @@ def test_prefetch_off_by_default() -> None:
 @pytest.mark.skipif(sys.version_info < (3, 10), reason="sys.stdlib_module_names is 3.10+")
 def test_engine_imports_only_the_standard_library() -> None:
     tree = ast.parse(Path(refresh_module.__file__).read_text(encoding="utf-8"))
-    imported = set()
+    imported: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported.update(alias.name.split(".")[0] for alias in node.names)
