@@ -321,7 +321,9 @@ class RefreshingCredentials:
         attempts_seen = self._attempts
         entry = self._entry
         if entry is not None and not self._forced and now < entry.callers_at:
-            self._hot = (entry.callers_at, entry.credentials)  # re-arm the hot path
+            with self._state_lock:  # re-arm the hot path, unless invalidated meanwhile
+                if self._entry is entry and not self._forced:
+                    self._hot = (entry.callers_at, entry.credentials)
             return entry.credentials
         error = self._error
         if error is not None and now < self._error_until:
