@@ -16,6 +16,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import Callable, Optional, Protocol
 
@@ -122,6 +123,16 @@ def advisory_window_for(lifetime: float) -> float:
 
 
 _NO_CREDENTIALS = TemporaryCredentials("", "", None, None)
+
+
+def _utc(timestamp: Optional[float]) -> str:
+    """Expiries in logs read as ISO 8601 UTC, as STS and the CLI print them."""
+    if timestamp is None:
+        return "never"
+    try:
+        return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return repr(timestamp)
 
 
 @dataclass(frozen=True)
@@ -378,7 +389,7 @@ class RefreshingCredentials:
                 "%s: refreshed, now %s until %s",
                 self._name,
                 credentials.access_key_id,
-                credentials.expiration,
+                _utc(credentials.expiration),
             )
             return credentials
         finally:
@@ -417,12 +428,12 @@ class RefreshingCredentials:
             )
             raise exc
         logger.warning(
-            "%s: refresh failed: %s; serving cached credentials %s (expire at %s) and not "
+            "%s: refresh failed: %s; serving cached credentials %s (expiring %s) and not "
             "contacting the source again for %.0f s",
             self._name,
             exc,
             entry.credentials.access_key_id,
-            entry.credentials.expiration,
+            _utc(entry.credentials.expiration),
             backoff,
         )
         return entry.credentials
