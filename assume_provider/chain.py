@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import botocore.exceptions
+import botocore.utils
 
 from .errors import AssumeRoleError
 from .redaction import register_secret
@@ -147,6 +148,9 @@ def _credentials_from(response: Any, hop: Hop) -> TemporaryCredentials:
     register_secret(raw["SecretAccessKey"], raw["SessionToken"])
     expiration = raw["Expiration"]
     try:
+        if isinstance(expiration, str):
+            # The AWS CLI makes its sessions' parsers keep timestamps as text.
+            expiration = botocore.utils.parse_timestamp(expiration)
         expires_at = float(expiration.timestamp())
     except (AttributeError, TypeError, ValueError, OverflowError, OSError):
         raise AssumeRoleError(
