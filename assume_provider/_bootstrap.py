@@ -32,7 +32,7 @@ ROLE_ARN_VARIABLE = "ASSUME_PROVIDER_ROLE_ARN"
 # Activates the provider with the role chain from the AWS config file (assume_provider_role_arn
 # in the active profile); "0"/"false"/"no"/"off" switches zero-code activation off entirely.
 SWITCH_VARIABLE = "ASSUME_PROVIDER_ENABLE"
-_SWITCH_OFF = frozenset({"", "0", "false", "no", "off"})
+_SWITCH_OFF = frozenset({"0", "false", "no", "off"})
 
 _TARGET = "botocore"
 _armed = False
@@ -40,9 +40,9 @@ _armed = False
 
 def requested(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether the environment asks for zero-code activation."""
-    switch = environ.get(SWITCH_VARIABLE)
-    if switch is not None:
-        return switch.strip().lower() not in _SWITCH_OFF
+    switch = environ.get(SWITCH_VARIABLE, "").strip().lower()
+    if switch:  # set and not empty: it decides, whatever the role variable says
+        return switch not in _SWITCH_OFF
     return bool(environ.get(ROLE_ARN_VARIABLE, "").strip())
 
 
