@@ -37,6 +37,9 @@ def dump(document: Any) -> str:
     return _scalar(document) + "\n"
 
 
+_MAX_IMPLICIT_KEY = 1000
+
+
 def _is_block(value: Any) -> bool:
     """Non-empty containers are written as indented blocks; empty ones as ``{}``/``[]``."""
     return isinstance(value, (Mapping, list, tuple)) and len(value) > 0
@@ -49,11 +52,17 @@ def _block_lines(value: Any, level: int) -> list[str]:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"YAML mapping keys must be strings, not {type(key).__name__}")
+            rendered = _string(key)
+            if len(rendered) > _MAX_IMPLICIT_KEY:
+                # YAML allows implicit keys of at most 1024 characters; longer ones need the
+                # explicit "? key" form.
+                lines.append(f"{pad}? {rendered}")
+                rendered = ""
             if _is_block(item):
-                lines.append(f"{pad}{_string(key)}:")
+                lines.append(f"{pad}{rendered}:")
                 lines.extend(_block_lines(item, level + 1))
             else:
-                lines.append(f"{pad}{_string(key)}: {_scalar(item)}")
+                lines.append(f"{pad}{rendered}: {_scalar(item)}")
         return lines
     for item in _as_sequence(value):
         if _is_block(item):
