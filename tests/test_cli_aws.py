@@ -207,3 +207,23 @@ def test_aws_errors_exit_1_naming_role_and_code_and_debug_adds_a_redacted_traceb
     assert bed.imds.credentials.secret_access_key not in debug.stderr
     assert debug.stderr.splitlines()[-1].startswith("assume-provider: error: ")
     assert os.environ.get("ASSUME_PROVIDER_DEPTH") is None
+
+
+def test_debug_after_the_subcommand_logs_without_any_secret(
+    aws_env: TestBed, subprocess_env: dict[str, str]
+) -> None:
+    bed = aws_env
+    result = run_tool(
+        ["credential-process", "--debug", "--no-cache", "--role-arn", bed.world.target_role_arn],
+        subprocess_env,
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert "DEBUG" in result.stderr
+    for secret in (
+        document["SecretAccessKey"],
+        document["SessionToken"],
+        bed.imds.credentials.secret_access_key,
+        bed.imds.credentials.token,
+    ):
+        assert secret not in result.stderr
