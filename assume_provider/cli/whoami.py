@@ -45,14 +45,9 @@ class WhoamiError(Exception):
 
 
 def _setting_value(settings: Settings, name: str) -> str:
-    value = {
-        "role_arn": ",".join(settings.role_arns),
-        "source": str(settings.source),
-        "external_id": settings.external_id,
-        "session_name": settings.session_name,
-        "duration_seconds": settings.duration_seconds,
-        "cache_dir": settings.cache_dir,
-    }[name]
+    if name == "role_arn":
+        return ",".join(settings.role_arns)
+    value = getattr(settings, name, None)  # settings added later print as they are
     return "(none)" if value is None else str(value)
 
 
