@@ -8,7 +8,7 @@ only when the engine hands out new credentials.
 from __future__ import annotations
 
 import datetime
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import botocore.credentials
 
@@ -82,3 +82,33 @@ class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: i
         current = self._engine.current
         key = current.access_key_id if current else None
         return f"<EngineCredentials method={self.method!r} access_key_id={key!r}>"
+
+
+# Services answer these when a request was signed with credentials that have expired (an
+# instance clock running ahead, or credentials revoked early).
+EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+EXPIRED_TOKEN_HANDLER_ID = "assume-provider-expired-token"  # noqa: S105 - an event id
+
+
+def retry_once_after_expired_token(session: Any) -> Callable[..., Optional[float]]:
+    """A botocore ``needs-retry`` handler: on ExpiredToken, invalidate and retry once at once.
+
+    botocore signs every attempt afresh, so the retry is signed with refreshed credentials
+    and the application never sees the error.
+    """
+
+    def handler(response: Any = None, attempts: int = 1, **_: Any) -> Optional[float]:
+        if response is None or attempts > 1:
+            return None
+        parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else {}
+        code = (parsed.get("Error") or {}).get("Code") if isinstance(parsed, dict) else None
+        if code not in EXPIRED_TOKEN_CODES:
+            return None
+        credentials = session.get_credentials()
+        if not isinstance(credentials, EngineCredentials):
+            return None
+        current = credentials.engine.current
+        credentials.invalidate(current.access_key_id if current else None)
+        return 0.0
+
+    return handler

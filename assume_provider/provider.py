@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import botocore.credentials
 import botocore.exceptions
@@ -61,6 +62,8 @@ class ChainKey:
     external_id: Optional[str]
     session_name: str
     duration_seconds: int
+    refresh_window_seconds: Optional[int]
+    prefetch: bool
     sts: StsTarget
 
 
@@ -107,6 +110,23 @@ class ChainFetcher:
         return self.hops()[-1].credentials
 
 
+# The engine's clock. Tests that simulate hours of running replace it; everything else in the
+# engine is real.
+clock: Callable[[], float] = time.time
+
+
+def make_engine(
+    fetch: Callable[[], TemporaryCredentials], settings: Settings
+) -> RefreshingCredentials:
+    return RefreshingCredentials(
+        fetch,
+        clock=lambda: clock(),
+        advisory_window=settings.refresh_window_seconds,
+        prefetch=settings.prefetch,
+        name=" -> ".join(settings.role_arns),
+    )
+
+
 def account_of(role_arn: str) -> str:
     return role_arn.split(":")[4]
 
@@ -124,12 +144,14 @@ def shared_credentials(settings: Settings, session: botocore.session.Session) ->
         external_id=settings.external_id,
         session_name=settings.session_name,
         duration_seconds=settings.duration_seconds,
+        refresh_window_seconds=settings.refresh_window_seconds,
+        prefetch=settings.prefetch,
         sts=target,
     )
 
     def build() -> EngineCredentials:
         fetcher = ChainFetcher(settings, source, sts_client_factory(session, target))
-        engine = RefreshingCredentials(fetcher, name=" -> ".join(settings.role_arns))
+        engine = make_engine(fetcher, settings)
         return EngineCredentials(engine, METHOD, account_id=account_of(settings.role_arns[-1]))
 
     return shared.shared(("chain", key), build)

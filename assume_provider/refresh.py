@@ -395,9 +395,7 @@ class RefreshingCredentials:
         finally:
             self._wake.set()
 
-    def _failed(
-        self, exc: Exception, now: float, entry: Optional[_Entry]
-    ) -> TemporaryCredentials:
+    def _failed(self, exc: Exception, now: float, entry: Optional[_Entry]) -> TemporaryCredentials:
         """Serve the cache and back off, or raise when there is nothing to serve or no hope."""
         recoverable = self._is_recoverable(exc)
         backoff = 0.0

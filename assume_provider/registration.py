@@ -16,6 +16,7 @@ import botocore.credentials
 import botocore.exceptions
 import botocore.session
 
+from .botocore_credentials import EXPIRED_TOKEN_HANDLER_ID, retry_once_after_expired_token
 from .provider import METHOD, AssumeRoleChainProvider, session_profile
 from .redaction import install_redaction
 
@@ -74,6 +75,11 @@ def register(session: Any = None, **settings: Any) -> AssumeRoleChainProvider:
         _providers[target] = provider
     install_redaction()
     target.lazy_register_component("credential_provider", _resolver_factory(target, provider))
+    target.register(
+        "needs-retry",
+        retry_once_after_expired_token(target),
+        unique_id=EXPIRED_TOKEN_HANDLER_ID,
+    )
     return provider
 
 

@@ -23,8 +23,19 @@ EXTERNAL_ID = "external_id"
 SESSION_NAME = "session_name"
 DURATION_SECONDS = "duration_seconds"
 CACHE_DIR = "cache_dir"
+PREFETCH = "prefetch"
+REFRESH_WINDOW_SECONDS = "refresh_window_seconds"
 
-SETTING_NAMES = (ROLE_ARN, SOURCE, EXTERNAL_ID, SESSION_NAME, DURATION_SECONDS, CACHE_DIR)
+SETTING_NAMES = (
+    ROLE_ARN,
+    SOURCE,
+    EXTERNAL_ID,
+    SESSION_NAME,
+    DURATION_SECONDS,
+    CACHE_DIR,
+    PREFETCH,
+    REFRESH_WINDOW_SECONDS,
+)
 
 # The public names of each setting in each place it can come from (INTERFACE.md).
 ENV_PREFIX = "ASSUME_PROVIDER_"
@@ -116,6 +127,10 @@ class Settings:
     duration_seconds: int
     cache_dir: str
     profile: str
+    # Refresh tuning (beyond INTERFACE.md's table): background prefetch, and an early-refresh
+    # window that overrides the one chosen from the credential lifetime.
+    prefetch: bool = False
+    refresh_window_seconds: Optional[int] = None
     origins: Mapping[str, Origin] = field(compare=False, hash=False, default_factory=dict)
 
     @property
@@ -258,6 +273,37 @@ def parse_cache_dir(raw: Any, origin: Origin) -> str:
     return os.path.abspath(os.path.expanduser(raw))
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def parse_prefetch(raw: Any, origin: Origin) -> bool:
+    if raw is None:
+        return False
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE + _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise _config_error(PREFETCH, origin, raw, "expected true or false")
+
+
+def parse_refresh_window(raw: Any, origin: Origin) -> Optional[int]:
+    allowed = f"expected whole seconds from 0 to {MAX_DURATION}"
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        raise _config_error(REFRESH_WINDOW_SECONDS, origin, raw, allowed)
+    if isinstance(raw, int):
+        seconds = raw
+    elif isinstance(raw, str) and re.fullmatch(r"\s*\d{1,9}\s*", raw):
+        seconds = int(raw)
+    else:
+        raise _config_error(REFRESH_WINDOW_SECONDS, origin, raw, allowed)
+    if not 0 <= seconds <= MAX_DURATION:
+        raise _config_error(REFRESH_WINDOW_SECONDS, origin, raw, allowed)
+    return seconds
+
+
 def sanitize_session_name(text: str) -> str:
     """Make any text a valid RoleSessionName (2-64 characters of [\\w+=,.@-])."""
     cleaned = _SESSION_NAME_BAD_CHARS.sub("-", text.encode("ascii", "replace").decode("ascii"))
@@ -303,5 +349,7 @@ def resolve_settings(
         duration_seconds=parse_duration(*raw[DURATION_SECONDS]),
         cache_dir=parse_cache_dir(*raw[CACHE_DIR]),
         profile=profile.name,
+        prefetch=parse_prefetch(*raw[PREFETCH]),
+        refresh_window_seconds=parse_refresh_window(*raw[REFRESH_WINDOW_SECONDS]),
         origins=origins,
     )

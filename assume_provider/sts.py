@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import botocore.config
 import botocore.session
 
+from .botocore_credentials import EXPIRED_TOKEN_HANDLER_ID
 from .chain import StsClientFactory
 from .errors import ConfigError
 
@@ -27,7 +28,7 @@ USER_AGENT_EXTRA = "assume-provider"
 _STS_CLIENT_CONFIG = botocore.config.Config(
     connect_timeout=5,
     read_timeout=10,
-    retries={"mode": "standard", "max_attempts": 3},
+    retries={"mode": "standard", "total_max_attempts": 3},
     user_agent_extra=USER_AGENT_EXTRA,
 )
 
@@ -99,6 +100,10 @@ def sts_target(session: botocore.session.Session) -> StsTarget:
 def sts_client_factory(session: botocore.session.Session, target: StsTarget) -> StsClientFactory:
     """STS clients from ``session``'s own configuration, in the pinned region."""
 
+    # Options the application set on the session (timeouts, proxies, retries) win over ours.
+    user_config = session.get_default_client_config()
+    config = _STS_CLIENT_CONFIG.merge(user_config) if user_config else _STS_CLIENT_CONFIG
+
     def make_client(access_key: str, secret_key: str, token: Optional[str]) -> Any:
         client = session.create_client(
             "sts",
@@ -106,8 +111,12 @@ def sts_client_factory(session: botocore.session.Session, target: StsTarget) -> 
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             aws_session_token=token,
-            config=_STS_CLIENT_CONFIG,
+            config=config,
         )
+        # The session's ExpiredToken handler is about the credentials this package hands
+        # out; an STS client signed with a hop's or the source's credentials must let the
+        # chain see the error (it reloads the source) instead of retrying blindly.
+        client.meta.events.unregister("needs-retry", unique_id=EXPIRED_TOKEN_HANDLER_ID)
         # Defence in depth: botocore may resolve a URL from settings we did not read.
         check_endpoint_transport(client.meta.endpoint_url, "botocore's resolved STS endpoint")
         return client

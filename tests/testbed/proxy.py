@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
 
@@ -111,12 +111,18 @@ class Injection:
     """A fault armed for the next ``times`` matching requests (``times=None``: until cleared)."""
 
     def __init__(
-        self, fault: Fault, action: str | None, service: str | None, times: int | None
+        self,
+        fault: Fault,
+        action: str | None,
+        service: str | None,
+        times: int | None,
+        chance: Callable[[], bool] | None = None,
     ) -> None:
         self.fault = fault
         self.action = action
         self.service = service
         self._remaining = times
+        self._chance = chance  # None: every matching request; else asked per request
         self.applied = 0
 
     @property
@@ -128,8 +134,10 @@ class Injection:
         return self._remaining is not None and self._remaining <= 0
 
     def _matches(self, service: str | None, action: str | None) -> bool:
-        return (self.action is None or self.action == action) and (
-            self.service is None or self.service == service
+        return (
+            (self.action is None or self.action == action)
+            and (self.service is None or self.service == service)
+            and (self._chance is None or self._chance())
         )
 
     def _consume(self) -> None:
@@ -193,12 +201,15 @@ class ReverseProxy:
         action: str | None = None,
         service: str | None = None,
         times: int | None = 1,
+        chance: Callable[[], bool] | None = None,
     ) -> Injection:
         """Apply ``fault`` to the next ``times`` requests matching action and service.
 
+        ``chance``, when given, is asked for each matching request and the fault applies only
+        when it returns True (e.g. a seeded ``lambda: rng.random() < 0.05``).
         Earlier injections win when several match the same request.
         """
-        injection = Injection(fault, action, service, times)
+        injection = Injection(fault, action, service, times, chance)
         with self._lock:
             self._injections.append(injection)
         return injection
