@@ -14,6 +14,8 @@ _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
+from fake_time import fake_clock  # noqa: E402, F401  (fixture for tests that move time)
+from provider_state import fresh_provider_state  # noqa: E402, F401  (fixture)
 from testbed import TestBed  # noqa: E402
 
 _CLEARED_PREFIXES = ("AWS_", "ASSUME_PROVIDER_")

@@ -8,7 +8,6 @@ import sys
 import textwrap
 
 import pytest
-
 from testbed import TestBed
 
 APP = textwrap.dedent(
@@ -42,7 +41,15 @@ APP = textwrap.dedent(
 def run_app(mode: str, env: dict[str, str], bed: TestBed) -> dict[str, object]:
     world = bed.world
     completed = subprocess.run(
-        [sys.executable, "-c", APP, mode, world.table_name, world.secret_name, world.secret_attribute],
+        [
+            sys.executable,
+            "-c",
+            APP,
+            mode,
+            world.table_name,
+            world.secret_name,
+            world.secret_attribute,
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import boto3
 import pytest
-from provider_state import fresh_provider_state, moto_role_of  # noqa: F401  (fixture)
+from provider_state import moto_role_of
+from testbed import TestBed
 
 import assume_provider
 from assume_provider import ConfigError
-from testbed import TestBed
 
 pytestmark = pytest.mark.usefixtures("fresh_provider_state")
 

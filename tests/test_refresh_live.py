@@ -6,57 +6,18 @@ the same fake clock, so hours pass in milliseconds and nothing sleeps waiting fo
 
 from __future__ import annotations
 
-import datetime
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import boto3
 import botocore.config
 import pytest
-from provider_state import fresh_provider_state  # noqa: F401  (fixture)
-
-import assume_provider
-from assume_provider import provider as provider_module
+from fake_time import FakeClock
 from testbed import TestBed
 from testbed.proxy import Fault
 
+import assume_provider
+
 pytestmark = pytest.mark.usefixtures("fresh_provider_state")
-
-
-@dataclass
-class FakeClock:
-    now: float
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def utc(self) -> datetime.datetime:
-        """moto's form: naive UTC."""
-        return datetime.datetime.fromtimestamp(self.now, datetime.timezone.utc).replace(
-            tzinfo=None
-        )
-
-
-@pytest.fixture
-def fake_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
-    import moto.sts.models
-
-    clock = FakeClock(datetime.datetime.now(datetime.timezone.utc).timestamp())
-    monkeypatch.setattr(provider_module, "clock", clock)
-    monkeypatch.setattr(moto.sts.models, "utcnow", clock.utc)
-    yield clock
-
-
-def read_secret(session: boto3.Session, bed: TestBed) -> str:
-    world = bed.world
-    item = session.client("dynamodb").get_item(
-        TableName=world.table_name, Key=world.secret_item_key
-    )["Item"]
-    return str(item[world.secret_attribute]["B"][:0] or world.secret_plaintext)
 
 
 def get_item(session: boto3.Session, bed: TestBed) -> dict[str, object]:
@@ -95,7 +56,9 @@ def test_expired_token_from_a_service_refreshes_and_retries_once(aws_env: TestBe
     session = boto3.Session()
     get_item(session, aws_env)
     aws_env.proxy.inject(
-        Fault.error("ExpiredTokenException", 400, "The security token included in the request is expired"),
+        Fault.error(
+            "ExpiredTokenException", 400, "The security token included in the request is expired"
+        ),
         action="GetItem",
     )
 
@@ -144,7 +107,9 @@ def test_sts_outage_keeps_serving_cached_credentials_and_backs_off(
     assume_provider.install(role_arn=aws_env.world.target_role_arn)
     session = boto3.Session()
     get_item(session, aws_env)
-    aws_env.proxy.inject(Fault.error("InternalFailure", 503, "down"), action="AssumeRole", times=None)
+    aws_env.proxy.inject(
+        Fault.error("InternalFailure", 503, "down"), action="AssumeRole", times=None
+    )
     session._session.set_default_client_config(
         botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1})
     )
@@ -183,8 +148,10 @@ def test_soak_twenty_four_hours_with_five_percent_of_sts_calls_failing(
 
     attempts = aws_env.proxy.count(action="AssumeRole")
     faulted = sum(1 for call in aws_env.proxy.calls(action="AssumeRole") if call.fault)
-    print(f"\n24 h soak: {attempts} AssumeRole attempts ({faulted} failed by injection), "
-          f"{24 * 3600 // step} DynamoDB calls, {failures} failed")
+    print(
+        f"\n24 h soak: {attempts} AssumeRole attempts ({faulted} failed by injection), "
+        f"{24 * 3600 // step} DynamoDB calls, {failures} failed"
+    )
     assert failures == 0
     # 1-hour credentials refreshed in their 15-minute early window: about 32 a day.
     assert 24 <= attempts - faulted <= 40

@@ -8,12 +8,11 @@ from collections.abc import Callable
 
 import boto3
 import pytest
-from provider_state import fresh_provider_state  # noqa: F401  (fixture)
-from test_refresh_live import FakeClock, fake_clock  # noqa: F401  (fixture)
-
-import assume_provider
+from fake_time import FakeClock
 from testbed import TestBed
 from testbed.proxy import Fault
+
+import assume_provider
 
 pytestmark = pytest.mark.usefixtures("fresh_provider_state")
 
@@ -78,7 +77,9 @@ def test_sixty_four_threads_with_sts_down_make_one_attempt_and_are_all_served(
     readers = item_readers(aws_env, THREADS)
     readers[0]()
     cached_key = aws_env.proxy.calls(action="GetItem")[0].access_key_id
-    aws_env.proxy.inject(Fault.error("InternalFailure", 503, "down"), action="AssumeRole", times=None)
+    aws_env.proxy.inject(
+        Fault.error("InternalFailure", 503, "down"), action="AssumeRole", times=None
+    )
 
     fake_clock.advance(3600 - 30)
     first_storm = run_together(readers)

@@ -1,0 +1,41 @@
+"""A fake clock shared by the refresh engine and moto's STS, for tests that move time."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass
+class FakeClock:
+    now: float
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def utc(self) -> datetime.datetime:
+        """moto's form: naive UTC."""
+        return datetime.datetime.fromtimestamp(self.now, datetime.timezone.utc).replace(tzinfo=None)
+
+
+@pytest.fixture
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
+    """The provider's engine clock and moto's STS clock (moto runs in this process), as one.
+
+    Hours pass in a test without sleeping: credentials moto issues expire in fake time, and
+    the engine judges them in fake time.
+    """
+    import moto.sts.models
+
+    from assume_provider import provider as provider_module
+
+    clock = FakeClock(datetime.datetime.now(datetime.timezone.utc).timestamp())
+    monkeypatch.setattr(provider_module, "clock", clock)
+    monkeypatch.setattr(moto.sts.models, "utcnow", clock.utc)
+    yield clock
