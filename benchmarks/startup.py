@@ -11,7 +11,7 @@ machine noise hits every case alike:
 It also reads the hook's own import cost from ``-X importtime`` (less noisy than wall time).
 Prints medians and ratios; ``--markdown FILE`` writes them as a Markdown page as well.
 
-    python benchmarks/startup.py [--rounds 300] [--venvs DIR] [--markdown docs/startup-benchmark.md]
+    python benchmarks/startup.py [--rounds 300] [--venvs DIR] [--markdown FILE]
 """
 
 from __future__ import annotations
