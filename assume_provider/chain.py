@@ -11,7 +11,7 @@ import botocore.exceptions
 import botocore.utils
 
 from .errors import AssumeRoleError
-from .redaction import register_secret
+from .redaction import redact_text, register_secret
 from .refresh import TemporaryCredentials
 
 logger = logging.getLogger(__name__)
@@ -115,10 +115,14 @@ def assume_hop(
             error_code=code,
             recoverable=code not in NON_RECOVERABLE_CODES,
         ) from None
-    except botocore.exceptions.BotoCoreError as exc:
-        # Network failures, timeouts and unparseable responses: retrying may help.
+    except Exception as exc:  # noqa: BLE001 - botocore's parser raises plain Exceptions too
+        # Network failures, timeouts and unparseable responses: retrying may help. The
+        # parser's errors quote the raw body, which may hold (part of) a secret.
+        detail = str(exc)
+        if not isinstance(exc, botocore.exceptions.BotoCoreError):
+            detail = f"unreadable response from STS ({type(exc).__name__}: {detail})"
         raise AssumeRoleError(
-            f"AssumeRole failed on hop {hop.index} ({hop.role_arn}): {exc}",
+            f"AssumeRole failed on hop {hop.index} ({hop.role_arn}): {redact_text(detail)}",
             role_arn=hop.role_arn,
             hop=hop.index,
             error_code=None,

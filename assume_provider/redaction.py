@@ -26,10 +26,10 @@ _installed_factory: Optional[Callable[..., logging.LogRecord]] = None
 _SECRET_FIELD = re.compile(
     r"""(?ix)
     (
-      <(SecretAccessKey|SessionToken|Token)>[^<]*</\2>            # XML (STS responses)
+      <(SecretAccessKey|SessionToken|Token)>[^<]*(?:</\2>)?      # XML (STS), even truncated
     | (["']?(?:SecretAccessKey|SessionToken|Token|aws_secret_access_key|aws_session_token
            |X-Amz-Security-Token|secret_key|token)["']?\s*[:=]\s*b?)
-      (["'])[^"']*\4                                              # JSON, dict reprs, headers
+      (["'])[^"']*\4?                                 # JSON, dict reprs, headers (even cut)
     | (X-Amz-Security-Token=)[^&\s'"]+                              # presigned query strings
     | (x-amz-security-token:)[^\s'"\\]+                              # canonical request lines
     )

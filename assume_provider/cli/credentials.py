@@ -116,6 +116,13 @@ def fetch(settings: Settings, key: str, profile_name: Optional[str]) -> Entry:
     final = fetcher.hops()[-1].credentials
     if final.session_token is None or final.expiration is None:  # STS always sends both
         raise RuntimeError("STS returned credentials without a session token or expiry")
+    if final.expiration <= time.time():
+        # Never print or cache credentials that are dead on arrival (the library's engine
+        # treats them as a failed refresh; here there is nothing older to fall back on).
+        raise RuntimeError(
+            f"STS returned credentials {final.access_key_id} that had already expired "
+            f"(Expiration {iso8601(final.expiration)}); check the clock of this machine"
+        )
     region = session.get_config_variable("region")  # type: ignore[attr-defined]
     return Entry(
         final.access_key_id,
