@@ -251,8 +251,9 @@ def _cli(
     settings = ["--role-arn", chain]
     command, *rest = args
     debug = ["--debug"]
-    argv = [*debug, command, *settings, *rest] if debug_first else [command, *debug, *settings,
-                                                                      *rest]
+    argv = (
+        [*debug, command, *settings, *rest] if debug_first else [command, *debug, *settings, *rest]
+    )
     return run_tool(argv, env)
 
 
@@ -289,8 +290,9 @@ def test_every_cli_subcommand_at_debug_writes_secrets_only_to_its_payload(
         if name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
             payload_secrets.add(value.strip("'"))
 
-    executed = _cli(bed, subprocess_env, "exec", "--no-cache", "--", sys.executable, "-c",
-                    PAYLOAD_PRINTER)
+    executed = _cli(
+        bed, subprocess_env, "exec", "--no-cache", "--", sys.executable, "-c", PAYLOAD_PRINTER
+    )
     assert executed.returncode == 0, executed.stderr
     child_env = json.loads(executed.stdout)
     payload_secrets |= {child_env["AWS_SECRET_ACCESS_KEY"], child_env["AWS_SESSION_TOKEN"]}
