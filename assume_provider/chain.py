@@ -109,7 +109,7 @@ def assume_hop(
         code = error.get("Code") or "Unknown"
         raise AssumeRoleError(
             f"AssumeRole failed on hop {hop.index} ({hop.role_arn}), called as key "
-            f"{caller.access_key_id}: {code}: {error.get('Message', '').strip()}",
+            f"{caller.access_key_id}: {code}: {_quoted(str(error.get('Message', '')).strip())}",
             role_arn=hop.role_arn,
             hop=hop.index,
             error_code=code,
@@ -122,7 +122,7 @@ def assume_hop(
         if not isinstance(exc, botocore.exceptions.BotoCoreError):
             detail = f"unreadable response from STS ({type(exc).__name__}: {detail})"
         raise AssumeRoleError(
-            f"AssumeRole failed on hop {hop.index} ({hop.role_arn}): {redact_text(detail)}",
+            f"AssumeRole failed on hop {hop.index} ({hop.role_arn}): {_quoted(detail)}",
             role_arn=hop.role_arn,
             hop=hop.index,
             error_code=None,
@@ -131,6 +131,17 @@ def assume_hop(
     credentials = _credentials_from(response, hop)
     assumed = (response.get("AssumedRoleUser") or {}).get("Arn") or hop.role_arn
     return HopResult(hop, credentials, str(assumed), caller.access_key_id)
+
+
+# A hostile or broken endpoint's text (an error message, a body quoted by botocore's
+# parser) is quoted at most this long: a 5 MB body must not become a 5 MB exception.
+MAX_QUOTED = 500
+
+
+def _quoted(text: str) -> str:
+    """Endpoint-supplied text, secrets masked, cut to ``MAX_QUOTED`` characters."""
+    text = redact_text(text)
+    return text if len(text) <= MAX_QUOTED else text[:MAX_QUOTED] + "... (truncated)"
 
 
 def _credentials_from(response: Any, hop: Hop) -> TemporaryCredentials:
