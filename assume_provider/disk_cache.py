@@ -123,8 +123,16 @@ class Entry:
         )
 
 
+# The last second of year 9999: an expiry past it (or inf/NaN, which JSON readers accept)
+# cannot be printed by ``credential-process`` and is never one STS issued.
+_MAX_TIMESTAMP = 253402300799.0
+
+
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A POSIX timestamp the CLI can print (finite, year 1970 to 9999)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return 0.0 <= value <= _MAX_TIMESTAMP  # False for NaN too
 
 
 def warn(message: str) -> None:
