@@ -232,9 +232,10 @@ class DiskCache:
     def read(self, key: str) -> Optional[Entry]:
         """The entry if present, well-formed, ours, private and still comfortably valid."""
         try:
+            # O_NONBLOCK: a FIFO planted in place of the entry must not hang the reader.
             fd = os.open(
                 self.file_name(key),
-                os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0),
                 dir_fd=self._fd,
             )
         except OSError:  # missing, or a symlink (ELOOP): a miss either way

@@ -75,6 +75,9 @@ def obtain(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) -
     except LockTimeout as exc:
         warn(f"{exc}; fetching without waiting any longer")
         lock = None
+    except OSError as exc:  # e.g. a directory or a symlink planted at the lock's path
+        warn(f"cannot lock the disk cache entry in {cache.folder}: {exc}; fetching unlocked")
+        lock = None
     try:
         entry = cache.read(key)  # written meanwhile by a process we waited for
         if entry is not None:
