@@ -6,18 +6,16 @@ the active profile), but through ``config_file`` instead of a botocore session, 
 
 The cache key is a SHA-256 of the *raw* inputs, i.e. everything that can change the result
 as far as it can be known without network I/O (see ``key_material``). It is computed before
-validation, which keeps the cache-hit path free of the settings module's imports; that is
-safe because an entry is only ever written after the same raw inputs were validated and
-the chain assumed. Two invocations with equal keys would assume the same roles from the
-same source with the same STS settings, so they may share one cached result.
+validation and without parsing the config file (its path and modification stamp stand for
+its content), which keeps the cache-hit path free of heavy imports; that is safe because an
+entry is only ever written after the same raw inputs were validated and the chain assumed.
+Two invocations with equal keys would assume the same roles from the same source with the
+same STS settings, so they may share one cached result.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional
 
 from .config_file import active_profile_name, config_file_path, profile_values
 
@@ -26,7 +24,12 @@ try:  # the builtin module costs ~0.6 ms to import; hashlib loads OpenSSL (~2 ms
 except ImportError:  # pragma: no cover - Python 3.12+ renamed it; any sha256 will do
     from hashlib import sha256
 
+# typing is not imported at run time: it costs the cache-hit path ~2 ms.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, Optional
+
     from .settings import ConfigProfile, Settings
 
 # As in settings.SETTING_NAMES / env_var / config_key (settings is not imported on the fast
@@ -75,26 +78,6 @@ _KEYED_ENV = (
     "AWS_USE_FIPS_ENDPOINT",
     "AWS_USE_DUALSTACK_ENDPOINT",
 )
-# Keys of the active profile that decide the source or STS's region and endpoint.
-_KEYED_PROFILE_KEYS = (
-    "region",
-    "endpoint_url",
-    "services",
-    "sts_regional_endpoints",
-    "use_fips_endpoint",
-    "use_dualstack_endpoint",
-    "ignore_configured_endpoint_urls",
-    "ec2_metadata_service_endpoint",
-    "ec2_metadata_service_endpoint_mode",
-    "credential_process",
-    "credential_source",
-    "role_arn",
-    "source_profile",
-    "web_identity_token_file",
-    "sso_session",
-    "sso_account_id",
-    "sso_role_name",
-)
 
 
 def credentials_file_path(environ: Mapping[str, str]) -> str:
@@ -120,14 +103,29 @@ class RawInputs:
             profile_name or environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE")
         )
         self.config_file = config_file_path(environ)
-        self.profile_values = profile_values(self.profile, self.config_file)
+        self._profile_values: Optional[dict[str, str]] = None
+        self._profile_read = False
 
-    def raw(self, name: str) -> Any:
-        """The value that wins by precedence (argument > environment > profile), unparsed."""
+    @property
+    def profile_values(self) -> Optional[dict[str, str]]:
+        """The active profile's keys (None if absent), read on first use: a cache hit whose
+        settings all come from arguments and environment never parses the config file."""
+        if not self._profile_read:
+            self._profile_values = profile_values(self.profile, self.config_file)
+            self._profile_read = True
+        return self._profile_values
+
+    def given(self, name: str) -> Any:
+        """The value from an argument or the environment, not looking at the config file."""
         if self.arguments.get(name) is not None:
             return self.arguments[name]
         value = self.environ.get("ASSUME_PROVIDER_" + name.upper())
-        if value is not None and value.strip():
+        return value if value is not None and value.strip() else None
+
+    def raw(self, name: str) -> Any:
+        """The value that wins by precedence (argument > environment > profile), unparsed."""
+        value = self.given(name)
+        if value is not None:
             return value
         value = (self.profile_values or {}).get("assume_provider_" + name)
         if value is not None and value.strip():
@@ -136,10 +134,14 @@ class RawInputs:
 
     def cache_dir(self) -> str:
         """The cache folder, as settings.parse_cache_dir resolves a valid value."""
-        raw = self.raw("cache_dir")
-        if isinstance(raw, str) and raw.strip() and "\0" not in raw:
-            return os.path.abspath(os.path.expanduser(raw))
-        return os.path.expanduser(DEFAULT_CACHE_DIR)
+        return cache_folder(self.raw("cache_dir"))
+
+
+def cache_folder(raw: Any) -> str:
+    """The folder a raw cache_dir setting names (the default when it is unset or invalid)."""
+    if isinstance(raw, str) and raw.strip() and "\0" not in raw:
+        return os.path.abspath(os.path.expanduser(raw))
+    return os.path.expanduser(DEFAULT_CACHE_DIR)
 
 
 def load_cli_settings(inputs: RawInputs) -> tuple[Settings, ConfigProfile]:
@@ -180,43 +182,52 @@ def _file_stamp(path: str) -> Optional[tuple[int, int, int]]:
 def key_material(inputs: RawInputs) -> dict[str, Any]:
     """Everything that determines the chain's result, as known without network I/O.
 
-    - the raw chain settings (role ARNs, source, external ID, session name, duration) as
-      they won by precedence; for the default session name, the user and host it derives
-      from;
-    - the active profile's name, the keys of it that matter, the config and credentials
-      file paths and their (inode, size, mtime) stamps, so editing either file starts a
-      new entry;
+    - the chain settings (role ARNs, source, external ID, session name, duration) given as
+      arguments or environment variables; for the default session name, the user and host
+      it derives from;
+    - the active profile's name and the config and credentials files' paths with their
+      (inode, size, mtime) stamps: they stand for every setting and profile key read from
+      those files, so editing either file starts a new entry;
     - the source identity: the environment's access key ID (unless it is our own export),
       the IMDS endpoint and mode, the container credentials URIs, web identity settings;
-    - where STS is reached: region and endpoint variables and profile keys;
+    - where STS is reached: region and endpoint variables;
     - the uid (the folder is per user anyway; this keeps a shared folder honest).
     """
     environ = inputs.environ
     environ_values = {name: environ.get(name) for name in _KEYED_ENV}
     environ_values["AWS_ACCESS_KEY_ID"] = visible_access_key_id(environ)
     credentials_path = credentials_file_path(environ)
-    settings = {name: inputs.raw(name) for name in SETTING_NAMES if name != "cache_dir"}
+    settings = {name: inputs.given(name) for name in SETTING_NAMES if name != "cache_dir"}
     if settings["session_name"] is None:
         settings["session_name"] = [
             "default",
             *(environ.get(name) for name in ("LOGNAME", "USER", "LNAME", "USERNAME")),
             os.uname().nodename,
         ]
-    values = inputs.profile_values or {}
     return {
-        "version": 1,
+        "version": 2,
         "uid": os.geteuid(),
         "settings": settings,
-        "profile": [inputs.profile, inputs.profile_values is not None],
-        "profile_keys": {key: values.get(key) for key in _KEYED_PROFILE_KEYS},
+        "profile": inputs.profile,
         "config_file": [inputs.config_file, _file_stamp(inputs.config_file)],
         "credentials_file": [credentials_path, _file_stamp(credentials_path)],
         "environment": environ_values,
     }
 
 
+def _canonical(value: Any) -> Any:
+    """Nested dicts and lists as sorted tuples, so that ``repr`` is a stable serialisation."""
+    if isinstance(value, dict):
+        return tuple(sorted((str(key), _canonical(item)) for key, item in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(item) for item in value)
+    return value
+
+
 def cache_key(material: Mapping[str, Any]) -> str:
-    text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+    # repr, not json: json's import costs a cache hit ~2 ms. Values are str, int, None and
+    # tuples of those, whose repr is stable across runs and Python versions.
+    text = repr(_canonical(dict(material)))
     return str(sha256(text.encode("utf-8")).hexdigest()[:40])
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from testbed import TestBed  # noqa: E402
+from testbed import TestBed
 
 APPLICATION = textwrap.dedent(
     """

@@ -47,7 +47,7 @@ def test_aws_cli_uses_the_role_and_the_second_call_is_served_from_the_cache(
     # The cache folder and its entry are private.
     folder = Path(subprocess_env["HOME"]) / ".aws" / "assume-provider" / "cache"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    entries = list(folder.glob("*.json"))
+    entries = list(folder.glob("*.entry"))
     assert len(entries) == 1
     assert stat.S_IMODE(entries[0].stat().st_mode) == 0o600
 
@@ -92,7 +92,11 @@ def test_output_is_the_credential_process_format(
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert set(document) == {
-        "Version", "AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"
+        "Version",
+        "AccessKeyId",
+        "SecretAccessKey",
+        "SessionToken",
+        "Expiration",
     }
     assert document["Version"] == 1
     assert document["Expiration"].endswith("Z")
@@ -112,9 +116,20 @@ def test_cache_hit_imports_neither_botocore_nor_boto3(
     )
     hit = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=60)
     assert hit.returncode == 0, hit.stderr
-    imported = {line.split("|")[-1].strip() for line in hit.stderr.splitlines() if "|" in line}
+    imported = _imported_modules(hit.stderr)
     assert "assume_provider.disk_cache" in imported  # the measurement really covers the tool
     assert not {name for name in imported if name.split(".")[0] in ("botocore", "boto3")}
+    # Nor the command line's own heavier modules: a hit is answered before argparse.
+    # (Modules that the interpreter's own start-up imports, e.g. through .pth hooks, aside.)
+    bare = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "pass"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    heavy = {"argparse", "json", "configparser", "typing", "assume_provider.settings"}
+    assert not (imported - _imported_modules(bare.stderr)) & heavy
     assert aws_env.proxy.count(action="AssumeRole") == 1
 
 
@@ -227,3 +242,7 @@ def test_debug_after_the_subcommand_logs_without_any_secret(
         bed.imds.credentials.token,
     ):
         assert secret not in result.stderr
+
+
+def _imported_modules(importtime_output: str) -> set[str]:
+    return {line.split("|")[-1].strip() for line in importtime_output.splitlines() if "|" in line}

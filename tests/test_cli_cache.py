@@ -87,7 +87,7 @@ def test_a_symlink_in_place_of_an_entry_is_not_followed(tmp_path: Path) -> None:
     folder = tmp_path / "cache"
     cache = _cache(folder)
     planted = tmp_path / "planted.json"
-    planted.write_bytes(_entry().to_json().replace(b"ASIAEXAMPLE", b"ASIAATTACKER"))
+    planted.write_bytes(_entry().to_bytes().replace(b"ASIAEXAMPLE", b"ASIAATTACKER"))
     planted.chmod(0o600)
     link = folder / DiskCache.file_name(KEY)
     link.symlink_to(planted)
@@ -182,7 +182,7 @@ def test_sixteen_processes_writing_at_once_never_leave_an_unreadable_file(
             folder / DiskCache.file_name(KEY)
         ).exists() else None
         if data is not None:
-            assert Entry.from_json(data) is not None, data[:80]
+            assert Entry.from_bytes(data) is not None, data[:80]
             assert reader.read(KEY) is not None
             reads += 1
     assert all(p.wait(timeout=60) == 0 for p in processes)
@@ -246,11 +246,11 @@ def test_cli_replaces_a_truncated_entry(aws_env: TestBed, subprocess_env: dict[s
     args = ["credential-process", "--cache-dir", str(folder), "--role-arn",
             aws_env.world.target_role_arn]
     assert run_tool(args, subprocess_env).returncode == 0
-    (entry,) = folder.glob("*.json")
+    (entry,) = folder.glob("*.entry")
     entry.write_bytes(entry.read_bytes()[:37])
     again = run_tool(args, subprocess_env)
     assert again.returncode == 0, again.stderr
     assert aws_env.proxy.count(action="AssumeRole") == 2
-    assert Entry.from_json(entry.read_bytes()) is not None
+    assert Entry.from_bytes(entry.read_bytes()) is not None
     assert run_tool(args, subprocess_env).returncode == 0
     assert aws_env.proxy.count(action="AssumeRole") == 2

@@ -19,12 +19,12 @@ import botocore.session
 import pytest
 from cli_support import run_tool
 from provider_state import fresh_provider_state  # noqa: F401  (fixture)
+from testbed import TestBed
 
 from assume_provider import cli_settings, redaction, shared
 from assume_provider.cli import credentials as cli_credentials
 from assume_provider.disk_cache import CacheUnavailable, DiskCache, Entry
 from assume_provider.provider import AssumeRoleChainProvider
-from testbed import TestBed
 
 NOW = 1_800_000_000.0
 KEY = "f" * 40
@@ -99,7 +99,7 @@ def test_a_folder_in_place_of_the_entry_is_a_miss_and_the_write_fails_cleanly(
 def test_an_entry_owned_by_another_user_is_ignored_and_replaced(tmp_path: Path) -> None:
     cache = _cache(tmp_path / "cache")
     path = tmp_path / "cache" / DiskCache.file_name(KEY)
-    path.write_bytes(_entry(ATTACKER_KEY_ID).to_json())
+    path.write_bytes(_entry(ATTACKER_KEY_ID).to_bytes())
     path.chmod(0o600)
     os.chown(path, _nobody(), -1)
     assert cache.read(KEY) is None
@@ -119,7 +119,7 @@ def test_a_file_replaced_while_it_is_read_gives_the_opened_file_or_a_miss(
     cache.write(KEY, _entry())
     path = folder / DiskCache.file_name(KEY)
     elsewhere = tmp_path / "attacker.json"
-    elsewhere.write_bytes(_entry(ATTACKER_KEY_ID).to_json())
+    elsewhere.write_bytes(_entry(ATTACKER_KEY_ID).to_bytes())
     elsewhere.chmod(0o600)
     real_fstat = os.fstat
 
@@ -171,7 +171,7 @@ def test_cli_with_a_planted_lock_path_warns_and_works(
     folder = tmp_path / "cache"
     _credential_process(aws_env, subprocess_env, folder)  # creates the folder and the lock
     (lock,) = folder.glob("*.lock")
-    (entry,) = folder.glob("*.json")
+    (entry,) = folder.glob("*.entry")
     entry.unlink()
     lock.unlink()
     target = tmp_path / "lock-target"

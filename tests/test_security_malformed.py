@@ -10,10 +10,10 @@ import boto3
 import pytest
 from cli_support import run_tool
 from provider_state import fresh_provider_state  # noqa: F401  (fixture)
+from testbed import Fault, ImdsFault, TestBed
 
 import assume_provider
 from assume_provider.disk_cache import Entry
-from testbed import Fault, ImdsFault, TestBed
 
 PLANTED_KEY_ID = "ASIAPLANTED000000001"
 FIELDS = {
@@ -142,7 +142,7 @@ def test_malformed_instance_metadata_is_a_clear_error_and_is_not_cached(
 
 
 def _cache_entries(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.json")) if folder.exists() else []
+    return sorted(folder.glob("*.entry")) if folder.exists() else []
 
 
 @pytest.mark.parametrize("case", sorted(STS_BODIES))
@@ -166,7 +166,7 @@ def test_cli_malformed_sts_answer_exits_1_and_caches_nothing(
     assert good.returncode == 0, good.stderr
     assert PLANTED_KEY_ID not in good.stdout
     (entry_file,) = _cache_entries(folder)
-    entry = Entry.from_json(entry_file.read_bytes())
+    entry = Entry.from_bytes(entry_file.read_bytes())
     assert entry is not None and entry.access_key_id != PLANTED_KEY_ID
 
 

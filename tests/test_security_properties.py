@@ -8,7 +8,6 @@ Example counts are fixed per test (``settings(max_examples=...)``) so the module
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -18,14 +17,15 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assume_provider.cli.credentials import iso8601
 from assume_provider.cli.env_cmd import export_line
+from assume_provider.cli.payload import iso8601
 from assume_provider.disk_cache import DiskCache, Entry
 from assume_provider.errors import ConfigError
 from assume_provider.settings import (
     PARTITIONS,
     SETTING_NAMES,
     ConfigProfile,
+    Origin,
     Settings,
     config_key,
     env_var,
@@ -33,7 +33,6 @@ from assume_provider.settings import (
     resolve_settings,
     role_arn_problem,
     sanitize_session_name,
-    Origin,
 )
 
 STS_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
@@ -139,58 +138,42 @@ def test_sanitized_session_names_always_satisfy_sts(text: str) -> None:
 
 NOW = 1_800_000_000.0
 KEY = "0" * 40
-json_scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.floats(allow_nan=True, allow_infinity=True),
+# A valid entry file, line by line (see disk_cache.Entry.to_bytes).
+VALID_LINES = [
+    "assume-provider cache 2",
+    "ASIAEXAMPLE",
+    "secret",
+    "token",
+    repr(NOW + 3600),
+    repr(NOW),
+    "us-east-1",
+]
+line_values = st.one_of(
     any_text,
+    st.floats().map(repr),
+    st.integers(-(2**70), 2**70).map(str),
+    st.sampled_from(["inf", "nan", "1e20", str(2**63), "-1", "0", "True", "", " ", "x y"]),
 )
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(any_text, inner, max_size=3)
-    ),
-    max_leaves=8,
-)
-VALID_DOCUMENT = {
-    "Version": 1,
-    "AccessKeyId": "ASIAEXAMPLE",
-    "SecretAccessKey": "secret",
-    "SessionToken": "token",
-    "ExpiresAt": NOW + 3600,
-    "FetchedAt": NOW,
-    "Region": "us-east-1",
-}
-# A valid entry with one to three fields replaced or removed: the reader's edge cases.
+# A valid entry with one to three lines replaced and maybe one removed: the reader's edges.
 entry_like = st.builds(
-    lambda changes, removed: {
-        key: value for key, value in {**VALID_DOCUMENT, **changes}.items() if key not in removed
-    },
-    st.dictionaries(
-        st.sampled_from(sorted(VALID_DOCUMENT)),
-        st.one_of(
-            json_values,
-            st.floats(),
-            st.integers(-(2**70), 2**70),
-            st.sampled_from([float("inf"), float("nan"), 1e20, 2**63, -1, 0, True, "1", None]),
-        ),
-        max_size=3,
-    ),
-    st.sets(st.sampled_from(sorted(VALID_DOCUMENT)), max_size=1),
+    lambda changes, removed: [
+        changes.get(index, line) for index, line in enumerate(VALID_LINES) if index not in removed
+    ],
+    st.dictionaries(st.integers(0, len(VALID_LINES) - 1), line_values, max_size=3),
+    st.sets(st.integers(0, len(VALID_LINES) - 1), max_size=1),
 )
 
 
-def _dump(document: object) -> bytes:
-    return json.dumps(document).encode("utf-8", "surrogatepass")
+def _dump(lines: list[str]) -> bytes:
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
 
 
-VALID_BYTES = _dump(VALID_DOCUMENT)
+VALID_BYTES = _dump(VALID_LINES)
 file_bytes = st.one_of(
     st.binary(max_size=300),
-    json_values.map(_dump),
     st.integers(0, len(VALID_BYTES)).map(lambda n: VALID_BYTES[:n]),  # truncated writes
     st.binary(min_size=1, max_size=4).map(lambda junk: VALID_BYTES + junk),
+    st.binary(max_size=8).map(lambda junk: VALID_BYTES.replace(b"secret", junk)),
 )
 
 
@@ -210,7 +193,7 @@ def _read_planted(folder: Path, data: bytes) -> Entry | None:
         assert entry.expires_at > NOW
         # Everything the CLI does with a hit must work: print the expiry, serialise it back.
         assert iso8601(entry.expires_at).endswith("Z")
-        assert Entry.from_json(entry.to_json()) is not None
+        assert Entry.from_bytes(entry.to_bytes()) is not None
     return entry
 
 
@@ -227,16 +210,21 @@ def test_disk_cache_reader_any_bytes_give_a_miss_or_valid_credentials(
 @settings(
     max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(document=entry_like)
+@given(lines=entry_like)
 def test_disk_cache_reader_any_entry_document_gives_a_miss_or_valid_credentials(
-    tmp_path: Path, document: dict[str, object]
+    tmp_path: Path, lines: list[str]
 ) -> None:
-    _read_planted(tmp_path / "cache", _dump(document))
+    _read_planted(tmp_path / "cache", _dump(lines))
+
+
+def test_disk_cache_reader_accepts_the_valid_entry(tmp_path: Path) -> None:
+    entry = _read_planted(tmp_path / "cache", VALID_BYTES)
+    assert entry is not None and entry.secret_access_key == "secret"
 
 
 def test_disk_cache_reader_refuses_expiries_it_could_not_print(tmp_path: Path) -> None:
     for expires_at in ("Infinity", "1e300", "1e20", "NaN"):
-        data = VALID_BYTES.replace(str(NOW + 3600).encode(), expires_at.encode())
+        data = VALID_BYTES.replace(repr(NOW + 3600).encode(), expires_at.encode())
         assert expires_at.encode() in data
         assert _read_planted(tmp_path / "cache", data) is None, expires_at
 

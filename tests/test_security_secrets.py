@@ -23,12 +23,12 @@ import boto3
 import pytest
 from cli_support import run_tool
 from provider_state import fresh_provider_state  # noqa: F401  (fixture)
+from testbed import Fault, TestBed
 
 import assume_provider
 from assume_provider import shared
 from assume_provider.errors import AssumeProviderError
 from assume_provider.redaction import MASK
-from testbed import Fault, TestBed
 
 REPO = Path(__file__).resolve().parent.parent
 

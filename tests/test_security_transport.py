@@ -6,11 +6,11 @@ import boto3
 import pytest
 from cli_support import run_tool, write_config
 from provider_state import fresh_provider_state  # noqa: F401  (fixture)
+from testbed import TestBed
 
 import assume_provider
 from assume_provider import ConfigError
 from assume_provider.sts import check_endpoint_transport, is_loopback_host
-from testbed import TestBed
 
 # Hosts that look loopback-ish to a careless check but are not.
 REFUSED_URLS = [

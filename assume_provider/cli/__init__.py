@@ -1,85 +1,32 @@
 """The ``assume-provider`` command line: a thin caller of the library.
 
-Import cost matters here (``credential-process`` runs on every ``aws`` call), so this module
-and the fast paths of its subcommands import neither botocore nor boto3; each subcommand
-module imports what it needs inside its handler.
+Import cost matters here (``credential-process`` runs on every ``aws`` call): this module
+imports nothing but ``sys``; a ``credential-process`` answered from the disk cache never
+imports argparse, botocore or boto3 (``cache_hit``), and everything else goes through the
+argparse command line (``parser``).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Sequence
-from typing import Callable, NoReturn, Optional
 
-from . import common
-
-# Each subcommand module exposes ``add_parser(subparsers, parents)``, which registers its
-# parser with ``set_defaults(handler=...)``. The handler takes the parsed namespace and
-# returns the exit status.
-_SUBCOMMAND_MODULES = ("credential_process", "env_cmd", "exec_cmd", "whoami", "template_cmd")
-# The command each module registers: when the command line names one, only that module is
-# imported (credential-process runs on every `aws` call; every millisecond shows).
-_MODULE_OF_COMMAND = {
-    "credential-process": "credential_process",
-    "env": "env_cmd",
-    "exec": "exec_cmd",
-    "whoami": "whoami",
-    "template": "template_cmd",
-}
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with usage errors in this tool's one-line format and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        common.print_error(message)
-        raise SystemExit(EXIT_USAGE)
-
-
-def _named_command(argv: Sequence[str]) -> Optional[str]:
-    """The subcommand named on the command line (the first word not an option), if known."""
-    for word in argv:
-        if word == "--debug":
-            continue
-        return word if word in _MODULE_OF_COMMAND else None
-    return None
-
-
-def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
-    """The full parser, or one holding only the subcommand ``only`` (faster to import)."""
-    import importlib
-
-    parser = _Parser(
-        prog="assume-provider",
-        description="Chained IAM AssumeRole credentials for the AWS CLI, shells and SDKs.",
-    )
-    common.add_global_options(parser, top_level=True)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    subparsers.required = True
-    parents = [common.settings_parent_parser()]
-    modules = (_MODULE_OF_COMMAND[only],) if only else _SUBCOMMAND_MODULES
-    for name in modules:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{name}":
-                continue  # subcommand not built yet
-            raise
-        module.add_parser(subparsers, parents)
-    return parser
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Optional
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_named_command(args_list))
-    args = parser.parse_args(args_list)
-    handler: Callable[[argparse.Namespace], int] = args.handler
-    return common.run_handler(handler, args)
+    if args_list[:1] == ["credential-process"]:
+        from .cache_hit import serve_from_cache
+
+        status = serve_from_cache(args_list[1:])
+        if status is not None:
+            return status
+    from .parser import run
+
+    return run(args_list)
 
 
 def console_main() -> None:

@@ -7,12 +7,12 @@ so a cache hit imports neither botocore nor boto3 (see ``credentials.obtain``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from . import common
-from .credentials import iso8601, obtain
+from .credentials import obtain
+from .payload import credential_process_document
 
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -30,14 +30,6 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    entry = obtain(args).entry
-    document = {
-        "Version": 1,
-        "AccessKeyId": entry.access_key_id,
-        "SecretAccessKey": entry.secret_access_key,
-        "SessionToken": entry.session_token,
-        "Expiration": iso8601(entry.expires_at),
-    }
-    sys.stdout.write(json.dumps(document) + "\n")
+    sys.stdout.write(credential_process_document(obtain(args).entry))
     sys.stdout.flush()
     return common.EXIT_OK

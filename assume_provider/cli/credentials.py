@@ -22,6 +22,7 @@ from ..cli_settings import (
 )
 from ..disk_cache import CacheUnavailable, DiskCache, Entry, FileLock, LockTimeout, warn
 from . import common
+from .payload import iso8601
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -37,11 +38,6 @@ class Obtained:
     def __init__(self, entry: Entry, from_cache: bool) -> None:
         self.entry = entry
         self.from_cache = from_cache
-
-
-def iso8601(timestamp: float) -> str:
-    """UTC with a ``Z``, the form botocore's ProcessProvider and AWS SDKs parse."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 def obtain(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) -> Obtained:

@@ -18,7 +18,8 @@ from typing import Any, Optional
 from ..cli_settings import EXPORTED_KEY_ID_VAR
 from ..disk_cache import Entry
 from . import common
-from .credentials import iso8601, obtain
+from .credentials import obtain
+from .payload import iso8601
 
 SHELLS = ("sh", "fish", "powershell")
 
@@ -37,7 +38,7 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "env",
         parents=parents,
-        help="print shell lines exporting the credentials (eval \"$(assume-provider env)\")",
+        help='print shell lines exporting the credentials (eval "$(assume-provider env)")',
         description="Print shell lines that export (or with --unset remove) the credentials.",
     )
     parser.add_argument("--shell", choices=SHELLS, default="sh", help="shell syntax (default sh)")

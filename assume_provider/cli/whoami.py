@@ -23,7 +23,8 @@ from ..cli_settings import (
 )
 from ..settings import SETTING_NAMES, Settings
 from . import common
-from .credentials import botocore_session, iso8601
+from .credentials import botocore_session
+from .payload import iso8601
 
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -85,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
     frozen, method = SourceCredentials(settings.source, session).get()
     caller = TemporaryCredentials(frozen.access_key, frozen.secret_key, frozen.token, None)
     source_identity = _identity(
-        make_client, caller, f"source credentials ({settings.source}, found by botocore as "
-        f"{method}, key {frozen.access_key})"
+        make_client,
+        caller,
+        f"source credentials ({settings.source}, found by botocore as "
+        f"{method}, key {frozen.access_key})",
     )
     report: dict[str, Any] = {
         "source": {"arn": source_identity["Arn"], "account": source_identity["Account"]},

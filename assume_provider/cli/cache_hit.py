@@ -1,0 +1,95 @@
+"""``credential-process`` answered from the disk cache, before argparse is even imported.
+
+The AWS CLI runs ``credential_process`` on every command, so this path imports only the
+cache modules (no argparse, json, re, typing, configparser, botocore): the command then
+costs little more than the interpreter's own start. It reads the command line by hand and
+gives up (returns None, and the full command line runs) on anything it does not fully
+understand: an unknown or abbreviated option, ``--debug``, ``--no-cache``, a cache folder
+set in the config file, a miss. It never prints an error of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..cli_settings import RawInputs, cache_folder, cache_key, key_material
+from ..disk_cache import CacheUnavailable, DiskCache
+from .payload import credential_process_document
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Optional
+
+# The options whose values it understands, as settings names (``--profile`` aside).
+_VALUE_OPTIONS = {
+    "--role-arn": "role_arn",
+    "--source": "source",
+    "--external-id": "external_id",
+    "--session-name": "session_name",
+    "--duration-seconds": "duration_seconds",
+    "--cache-dir": "cache_dir",
+    "--profile": "profile",
+}
+
+
+def parse_options(argv: Sequence[str]) -> Optional[dict[str, str]]:
+    """The options as argparse would read them, or None when unsure."""
+    options: dict[str, str] = {}
+    roles: list[str] = []
+    position = 0
+    while position < len(argv):
+        name, equals, value = argv[position].partition("=")
+        if name not in _VALUE_OPTIONS:
+            return None
+        position += 1
+        if not equals:
+            if position >= len(argv) or argv[position].startswith("-"):
+                return None  # argparse's rules for values that look like options differ
+            value = argv[position]
+            position += 1
+        if _VALUE_OPTIONS[name] == "role_arn":
+            roles.append(value)
+        else:
+            options[_VALUE_OPTIONS[name]] = value  # the last one wins, as in argparse
+    if roles:
+        options["role_arn"] = ",".join(roles)
+    return options
+
+
+def _config_may_set_cache_dir(path: str) -> bool:
+    """Whether the config file could name a cache folder (then only the full path reads it)."""
+    try:
+        with open(path, "rb") as config:
+            return b"assume_provider_cache_dir" in config.read()
+    except OSError:
+        return False
+
+
+def serve_from_cache(argv: Sequence[str]) -> Optional[int]:
+    """Print the cached credentials and return 0, or None to run the full command line."""
+    options = parse_options(argv)
+    if options is None:
+        return None
+    profile = options.pop("profile", None)
+    inputs = RawInputs(options, os.environ, profile)
+    folder = inputs.given("cache_dir")
+    if folder is None and _config_may_set_cache_dir(inputs.config_file):
+        return None
+    # The key never reads the config file's content (its stamp stands for it), and an entry
+    # exists only for inputs that were validated when it was written: no checks needed.
+    key = cache_key(key_material(inputs))
+    try:
+        cache = DiskCache(cache_folder(folder)).open()
+    except (CacheUnavailable, OSError):
+        return None  # the full path explains what is wrong with the folder
+    try:
+        entry = cache.read(key)
+    finally:
+        cache.close()
+    if entry is None:
+        return None
+    sys.stdout.write(credential_process_document(entry))
+    sys.stdout.flush()
+    return 0
