@@ -107,12 +107,11 @@ def assume_hop(
     except botocore.exceptions.ClientError as exc:
         error = exc.response.get("Error", {})
         code = error.get("Code") or "Unknown"
-        raise AssumeRoleError(
+        raise _hop_error(
+            hop,
             f"AssumeRole failed on hop {hop.index} ({hop.role_arn}), called as key "
             f"{caller.access_key_id}: {code}: {_quoted(str(error.get('Message', '')).strip())}",
-            role_arn=hop.role_arn,
-            hop=hop.index,
-            error_code=code,
+            code=code,
             recoverable=code not in NON_RECOVERABLE_CODES,
         ) from None
     except Exception as exc:  # noqa: BLE001 - botocore's parser raises plain Exceptions too
@@ -121,16 +120,22 @@ def assume_hop(
         detail = str(exc)
         if not isinstance(exc, botocore.exceptions.BotoCoreError):
             detail = f"unreadable response from STS ({type(exc).__name__}: {detail})"
-        raise AssumeRoleError(
-            f"AssumeRole failed on hop {hop.index} ({hop.role_arn}): {_quoted(detail)}",
-            role_arn=hop.role_arn,
-            hop=hop.index,
-            error_code=None,
-            recoverable=True,
+        raise _hop_error(
+            hop, f"AssumeRole failed on hop {hop.index} ({hop.role_arn}): {_quoted(detail)}"
         ) from None
     credentials = _credentials_from(response, hop)
     assumed = (response.get("AssumedRoleUser") or {}).get("Arn") or hop.role_arn
     return HopResult(hop, credentials, str(assumed), caller.access_key_id)
+
+
+def _hop_error(
+    hop: Hop, message: str, *, code: Optional[str] = None, recoverable: bool = True
+) -> AssumeRoleError:
+    """A failure of one hop; without an AWS error code it is a network or response problem,
+    which a later retry may not meet again."""
+    return AssumeRoleError(
+        message, role_arn=hop.role_arn, hop=hop.index, error_code=code, recoverable=recoverable
+    )
 
 
 # A hostile or broken endpoint's text (an error message, a body quoted by botocore's
@@ -152,13 +157,10 @@ def _credentials_from(response: Any, hop: Hop) -> TemporaryCredentials:
     fields = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
     missing = [name for name in fields if not raw.get(name)]
     if missing or not all(isinstance(raw[name], str) for name in fields[:3]):
-        raise AssumeRoleError(
+        raise _hop_error(
+            hop,
             f"AssumeRole on hop {hop.index} ({hop.role_arn}) returned malformed credentials "
             f"(missing or invalid: {', '.join(missing) or 'field types'})",
-            role_arn=hop.role_arn,
-            hop=hop.index,
-            error_code=None,
-            recoverable=True,
         )
     register_secret(raw["SecretAccessKey"], raw["SessionToken"])
     expiration = raw["Expiration"]
@@ -168,12 +170,8 @@ def _credentials_from(response: Any, hop: Hop) -> TemporaryCredentials:
             expiration = botocore.utils.parse_timestamp(expiration)
         expires_at = float(expiration.timestamp())
     except (AttributeError, TypeError, ValueError, OverflowError, OSError):
-        raise AssumeRoleError(
-            f"AssumeRole on hop {hop.index} ({hop.role_arn}) returned an unreadable Expiration",
-            role_arn=hop.role_arn,
-            hop=hop.index,
-            error_code=None,
-            recoverable=True,
+        raise _hop_error(
+            hop, f"AssumeRole on hop {hop.index} ({hop.role_arn}) returned an unreadable Expiration"
         ) from None
     return TemporaryCredentials(
         access_key_id=raw["AccessKeyId"],
