@@ -52,13 +52,13 @@ def config_key(name: str) -> str:
 
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b")
 _ROLE_ARN_RE = re.compile(
-    r"^arn:(?P<partition>[^:]+):iam::(?P<account>[^:]*):(?P<kind>[^/:]+)/(?P<path_name>.+)$"
+    r"arn:(?P<partition>[^:]+):iam::(?P<account>[^:]*):(?P<kind>[^/:]+)/(?P<path_name>.+)"
 )
-_ROLE_PATH_NAME_RE = re.compile(r"^(?:/?[\x21-\x7e]+/)*[\w+=,.@-]{1,64}$")
+_ROLE_PATH_NAME_RE = re.compile(r"(?:/?[\x21-\x7e]+/)*[\w+=,.@-]{1,64}", re.ASCII)
 _OTHER_IAM_KINDS = ("user", "group", "policy", "instance-profile", "saml-provider", "oidc-provider")
-_SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
-_SESSION_NAME_BAD_CHARS = re.compile(r"[^\w+=,.@-]")
-_EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+_SESSION_NAME_RE = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
+_SESSION_NAME_BAD_CHARS = re.compile(r"[^\w+=,.@-]", re.ASCII)
+_EXTERNAL_ID_RE = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 
 MIN_DURATION = 900
 MAX_DURATION = 43200
@@ -196,18 +196,18 @@ def role_arn_problem(arn: str) -> Optional[str]:
     allowed = "expected arn:<partition>:iam::<12-digit account>:role/<path/name>"
     if not arn:
         return f"empty role ARN in the list; {allowed}"
-    match = _ROLE_ARN_RE.match(arn)
+    match = _ROLE_ARN_RE.fullmatch(arn)
     if not match:
         return f"not an IAM role ARN; {allowed}"
     if match["partition"] not in PARTITIONS:
         return f"unknown partition {match['partition']!r}; partitions: {', '.join(PARTITIONS)}"
-    if not re.fullmatch(r"\d{12}", match["account"]):
+    if not re.fullmatch(r"[0-9]{12}", match["account"]):
         return f"account ID {match['account']!r} is not 12 digits; {allowed}"
     if match["kind"] in _OTHER_IAM_KINDS:
         return f"this is an IAM {match['kind']} ARN, not a role ARN; {allowed}"
     if match["kind"] != "role":
         return f"not an IAM role ARN; {allowed}"
-    if len(match["path_name"]) > 512 + 64 or not _ROLE_PATH_NAME_RE.match(match["path_name"]):
+    if len(match["path_name"]) > 512 + 64 or not _ROLE_PATH_NAME_RE.fullmatch(match["path_name"]):
         return f"invalid role name or path; {allowed} (name: 1-64 of letters, digits, +=,.@_-)"
     return None
 
@@ -236,7 +236,7 @@ def parse_duration(raw: Any, origin: Origin) -> int:
         raise _config_error(DURATION_SECONDS, origin, raw, allowed)
     if isinstance(raw, int):
         seconds = raw
-    elif isinstance(raw, str) and re.fullmatch(r"\s*\d{1,9}\s*", raw):
+    elif isinstance(raw, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", raw):
         seconds = int(raw)
     else:
         raise _config_error(DURATION_SECONDS, origin, raw, allowed)
@@ -248,7 +248,7 @@ def parse_duration(raw: Any, origin: Origin) -> int:
 def parse_external_id(raw: Any, origin: Origin) -> Optional[str]:
     if raw is None:
         return None
-    if not isinstance(raw, str) or not _EXTERNAL_ID_RE.match(raw):
+    if not isinstance(raw, str) or not _EXTERNAL_ID_RE.fullmatch(raw):
         raise _config_error(
             EXTERNAL_ID, origin, raw, "expected 2-1224 characters of letters, digits and +=,.@:/-"
         )
@@ -258,7 +258,7 @@ def parse_external_id(raw: Any, origin: Origin) -> Optional[str]:
 def parse_session_name(raw: Any, origin: Origin) -> str:
     if raw is None:
         return default_session_name()
-    if not isinstance(raw, str) or not _SESSION_NAME_RE.match(raw):
+    if not isinstance(raw, str) or not _SESSION_NAME_RE.fullmatch(raw):
         raise _config_error(
             SESSION_NAME, origin, raw, "expected 2-64 characters of letters, digits and +=,.@_-"
         )
@@ -295,7 +295,7 @@ def parse_refresh_window(raw: Any, origin: Origin) -> Optional[int]:
         raise _config_error(REFRESH_WINDOW_SECONDS, origin, raw, allowed)
     if isinstance(raw, int):
         seconds = raw
-    elif isinstance(raw, str) and re.fullmatch(r"\s*\d{1,9}\s*", raw):
+    elif isinstance(raw, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", raw):
         seconds = int(raw)
     else:
         raise _config_error(REFRESH_WINDOW_SECONDS, origin, raw, allowed)

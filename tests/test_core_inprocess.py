@@ -185,7 +185,28 @@ INVALID_SETTINGS = [
     ("source", "profile:", "instance-metadata"),
     ("session_name", "has spaces", "2-64 characters"),
     ("external_id", "x", "2-1224 characters"),
+    # Python's \w and \d match non-ASCII letters and digits; STS's patterns do not.
+    ("session_name", "h\u00e9llo", "2-64 characters"),
+    ("external_id", "ext-id-\u00e9", "2-1224 characters"),
+    ("role_arn", "arn:aws:iam::" + "\u0661" * 12 + ":role/TargetRole", "not 12 digits"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("session_name", "app\n"),
+        ("external_id", "ext-id\n"),
+        ("role_arn", "arn:aws:iam::111111111111:role/Target\nRole"),
+    ],
+)
+def test_embedded_or_trailing_newlines_are_refused(
+    aws_env: TestBed, setting: str, value: str
+) -> None:
+    settings = {"role_arn": aws_env.world.target_role_arn, setting: value}
+    with pytest.raises(ConfigError, match=f"argument {setting}"):
+        assume_provider.install(**settings)
+    assert aws_env.proxy.count() == 0
 
 
 @pytest.mark.parametrize(("setting", "value", "explanation"), INVALID_SETTINGS)
