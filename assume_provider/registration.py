@@ -25,6 +25,9 @@ _providers: weakref.WeakKeyDictionary[botocore.session.Session, AssumeRoleChainP
     weakref.WeakKeyDictionary()
 )
 _installed_settings: Optional[dict[str, Any]] = None
+# The providers install() put in place (through the initializer), as opposed to explicit
+# register() calls: only these follow later install()/uninstall() calls.
+_installed_providers: weakref.WeakSet[AssumeRoleChainProvider] = weakref.WeakSet()
 
 
 def _botocore_session(session: Any) -> botocore.session.Session:
@@ -64,7 +67,14 @@ def register(session: Any = None, **settings: Any) -> AssumeRoleChainProvider:
 
     Registering a session again updates its settings; it never adds a second provider.
     """
-    target = _botocore_session(session)
+    provider = _register(_botocore_session(session), settings)
+    _installed_providers.discard(provider)  # explicit from now on: uninstall() leaves it
+    return provider
+
+
+def _register(
+    target: botocore.session.Session, settings: dict[str, Any]
+) -> AssumeRoleChainProvider:
     with _lock:
         provider = _providers.get(target)
         if provider is not None:
@@ -86,7 +96,7 @@ def register(session: Any = None, **settings: Any) -> AssumeRoleChainProvider:
 def _initializer(session: botocore.session.Session) -> None:
     settings = _installed_settings
     if settings is not None:
-        register(session, **settings)
+        _installed_providers.add(_register(session, settings))
 
 
 def install(**settings: Any) -> None:
@@ -98,9 +108,9 @@ def install(**settings: Any) -> None:
         _installed_settings = dict(settings)
         if first_time:
             botocore.register_initializer(_initializer)
-        existing = list(_providers.values())
-    for provider in existing:
-        provider.enabled = True
+        for provider in _installed_providers:
+            provider.arguments = dict(settings)
+            provider.enabled = True
     install_redaction()
     _register_existing_default_session(settings)
 
@@ -112,12 +122,18 @@ def _register_existing_default_session(settings: dict[str, Any]) -> None:
 
     boto3 = sys.modules.get("boto3")
     default = getattr(boto3, "DEFAULT_SESSION", None) if boto3 else None
-    if default is not None:
-        register(default, **settings)
+    if default is not None and not _is_explicitly_registered(default):
+        _installed_providers.add(_register(_botocore_session(default), settings))
+
+
+def _is_explicitly_registered(session: Any) -> bool:
+    provider = _providers.get(_botocore_session(session))
+    return provider is not None and provider not in _installed_providers
 
 
 def uninstall() -> None:
-    """Undo ``install()``: new sessions no longer get the provider, existing ones stop using it."""
+    """Undo ``install()``: new sessions no longer get the provider, and the sessions it set
+    up stop using it (sessions given to ``register()`` keep theirs)."""
     global _installed_settings
     with _lock:
         if _installed_settings is None:
@@ -127,5 +143,5 @@ def uninstall() -> None:
             botocore.unregister_initializer(_initializer)
         except ValueError:
             pass
-        for provider in _providers.values():
+        for provider in _installed_providers:
             provider.enabled = False

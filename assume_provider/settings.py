@@ -9,6 +9,7 @@ No botocore import here: the CLI's fast path parses settings too.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import re
@@ -313,6 +314,7 @@ def sanitize_session_name(text: str) -> str:
     return cleaned
 
 
+@functools.lru_cache(maxsize=1)
 def default_session_name() -> str:
     """user@host, so CloudTrail in account A shows who assumed the role from where."""
     try:

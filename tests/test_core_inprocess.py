@@ -286,3 +286,34 @@ def test_inactive_without_role_chain(aws_env: TestBed) -> None:
     provider = assume_provider.AssumeRoleChainProvider(boto3.Session()._session)
     assert provider.load() is None
     assert os.environ.get("ASSUME_PROVIDER_ROLE_ARN") is None
+
+
+def test_uninstall_undoes_install_but_not_explicit_registrations(aws_env: TestBed) -> None:
+    world = aws_env.world
+    explicit = boto3.Session()
+    assume_provider.register(explicit, role_arn=world.target_role_arn)
+    assume_provider.install(role_arn=world.target_role_arn)
+    assert world.account_a in caller_arn(boto3.Session())
+    set_up_by_install = boto3.Session()  # not used yet: its credentials are not resolved
+
+    assume_provider.uninstall()
+
+    assert caller_arn(boto3.Session()) == world.instance_session_arn  # new sessions
+    assert caller_arn(set_up_by_install) == world.instance_session_arn
+    assert world.account_a in caller_arn(explicit)  # register() is the caller's own choice
+
+
+def test_install_again_with_other_settings_applies_to_the_sessions_it_set_up(
+    aws_env: TestBed,
+) -> None:
+    world = aws_env.world
+    assume_provider.install(role_arn=world.target_role_arn, session_name="first")
+    session = boto3.Session()
+    assume_provider.install(role_arn=world.target_role_arn, session_name="second")
+    assume_provider.install(role_arn=world.target_role_arn, session_name="second")  # idempotent
+
+    assert caller_arn(session) == world.assumed_role_arn(world.target_role_arn, "second")
+    assert caller_arn(boto3.Session()) == world.assumed_role_arn(world.target_role_arn, "second")
+    assert aws_env.proxy.count(action="AssumeRole") == 1
+    resolver = session._session.get_component("credential_provider")
+    assert [p.METHOD for p in resolver.providers].count("assume-provider") == 1
