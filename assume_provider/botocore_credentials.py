@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 
 import botocore.credentials
 
+from .chain import EXPIRED_TOKEN_CODES
 from .refresh import RefreshingCredentials, TemporaryCredentials
 
 
@@ -84,31 +85,56 @@ class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: i
         return f"<EngineCredentials method={self.method!r} access_key_id={key!r}>"
 
 
-# Services answer these when a request was signed with credentials that have expired (an
-# instance clock running ahead, or credentials revoked early).
-EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 EXPIRED_TOKEN_HANDLER_ID = "assume-provider-expired-token"  # noqa: S105 - an event id
+SIGNING_KEY_HANDLER_ID = "assume-provider-signing-key"
+# Where the access key ID that signed a request is kept, in botocore's per-request context.
+_SIGNING_KEY = "assume_provider_signing_key"
+
+
+def record_signing_key(request: Any = None, **_: Any) -> None:
+    """A ``request-created`` handler, run after botocore's signer: remember the signing key.
+
+    An ExpiredToken answer must invalidate exactly the credentials that signed the request:
+    not newer ones from a refresh since, nor a client's own explicit credentials.
+    """
+    if request is None:
+        return
+    header = request.headers.get("Authorization")
+    if isinstance(header, bytes):
+        header = header.decode("ascii", "replace")
+    if not header or "Credential=" not in header:
+        return
+    start = header.index("Credential=") + len("Credential=")
+    end = header.find("/", start)
+    if end > start:
+        request.context[_SIGNING_KEY] = header[start:end]
 
 
 def retry_once_after_expired_token(session: Any) -> Callable[..., Optional[float]]:
     """A botocore ``needs-retry`` handler: on ExpiredToken, invalidate and retry once at once.
 
     botocore signs every attempt afresh, so the retry is signed with refreshed credentials
-    and the application never sees the error.
+    and the application never sees the error. Only requests signed with this provider's
+    current credentials qualify.
     """
 
-    def handler(response: Any = None, attempts: int = 1, **_: Any) -> Optional[float]:
-        if response is None or attempts > 1:
+    def handler(
+        response: Any = None, attempts: int = 1, request_dict: Any = None, **_: Any
+    ) -> Optional[float]:
+        if response is None or attempts > 1 or not isinstance(request_dict, dict):
             return None
         parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else {}
         code = (parsed.get("Error") or {}).get("Code") if isinstance(parsed, dict) else None
-        if code not in EXPIRED_TOKEN_CODES:
+        signing_key = (request_dict.get("context") or {}).get(_SIGNING_KEY)
+        if code not in EXPIRED_TOKEN_CODES or signing_key is None:
             return None
-        credentials = session.get_credentials()
+        credentials = session.get_credentials()  # resolved already: a request was signed
         if not isinstance(credentials, EngineCredentials):
             return None
         current = credentials.engine.current
-        credentials.invalidate(current.access_key_id if current else None)
+        if current is None or current.access_key_id != signing_key:
+            return None
+        credentials.invalidate(signing_key)
         return 0.0
 
     return handler

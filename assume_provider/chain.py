@@ -35,7 +35,8 @@ NON_RECOVERABLE_CODES = frozenset(
         "UnrecognizedClientException",
     }
 )
-EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+# Credentials that have expired (RequestExpired is a skewed clock, which a refresh cannot fix).
+EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException"})
 
 # Makes an STS client signed with the given credentials (access key, secret, token).
 StsClientFactory = Callable[[str, str, Optional[str]], Any]

@@ -16,7 +16,12 @@ import botocore.credentials
 import botocore.exceptions
 import botocore.session
 
-from .botocore_credentials import EXPIRED_TOKEN_HANDLER_ID, retry_once_after_expired_token
+from .botocore_credentials import (
+    EXPIRED_TOKEN_HANDLER_ID,
+    SIGNING_KEY_HANDLER_ID,
+    record_signing_key,
+    retry_once_after_expired_token,
+)
 from .provider import METHOD, AssumeRoleChainProvider, session_profile
 from .redaction import install_redaction
 
@@ -90,6 +95,8 @@ def _register(
         retry_once_after_expired_token(target),
         unique_id=EXPIRED_TOKEN_HANDLER_ID,
     )
+    # On the generic event, so it runs after the client's signer (registered per service).
+    target.register("request-created", record_signing_key, unique_id=SIGNING_KEY_HANDLER_ID)
     return provider
 
 

@@ -70,6 +70,31 @@ def test_expired_token_from_a_service_refreshes_and_retries_once(aws_env: TestBe
     assert aws_env.proxy.count(action="AssumeRole") == 2
 
 
+def test_expired_token_for_a_clients_own_credentials_leaves_the_provider_alone(
+    aws_env: TestBed,
+) -> None:
+    from botocore.exceptions import ClientError
+
+    world = aws_env.world
+    assume_provider.install(role_arn=world.target_role_arn)
+    session = boto3.Session()
+    get_item(session, aws_env)  # the provider's credentials, resolved and in use
+    own = aws_env.assume(world.target_role_arn)  # a client with credentials of its own
+    client = session.client(
+        "dynamodb",
+        aws_access_key_id=own["AccessKeyId"],
+        aws_secret_access_key=own["SecretAccessKey"],
+        aws_session_token=own["SessionToken"],
+    )
+    aws_env.proxy.inject(Fault.error("ExpiredTokenException", 400, "expired"), action="GetItem")
+
+    with pytest.raises(ClientError, match="ExpiredTokenException"):
+        client.get_item(TableName=world.table_name, Key=world.secret_item_key)
+
+    assert aws_env.proxy.count(action="AssumeRole") == 1  # no refresh of the shared ones
+    assert aws_env.proxy.count(action="GetItem") == 2  # no retry with the same credentials
+
+
 def test_rotated_instance_profile_is_used_when_sts_rejects_the_old_one(
     aws_env: TestBed, fake_clock: FakeClock
 ) -> None:
