@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from typing import Any, Callable, Optional
+
+from .forksafe import ForkSafeLock
 
 MASK = "****"
 _MAX_SECRETS = 256  # old rotated secrets beyond this are no longer in use anywhere
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 _secrets: dict[str, None] = {}  # insertion-ordered set, bounded
 _installed_factory: Optional[Callable[..., logging.LogRecord]] = None
 

@@ -22,10 +22,11 @@ from .botocore_credentials import (
     record_signing_key,
     retry_once_after_expired_token,
 )
+from .forksafe import ForkSafeLock
 from .provider import METHOD, AssumeRoleChainProvider, session_profile
 from .redaction import install_redaction
 
-_lock = threading.RLock()
+_lock = ForkSafeLock(threading.RLock)
 _providers: weakref.WeakKeyDictionary[botocore.session.Session, AssumeRoleChainProvider] = (
     weakref.WeakKeyDictionary()
 )

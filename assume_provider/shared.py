@@ -6,18 +6,18 @@ limit; an evicted object keeps working for the sessions that hold it.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Hashable
 from typing import Callable, TypeVar
 
 from cachetools import LRUCache
 
+from .forksafe import ForkSafeLock
+
 T = TypeVar("T")
 
 MAX_SHARED_OBJECTS = 128
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 _objects: LRUCache[Hashable, object] = LRUCache(maxsize=MAX_SHARED_OBJECTS)
 
 
@@ -35,13 +35,3 @@ def clear() -> None:
     """Forget every shared object (tests, and ``uninstall()``)."""
     with _lock:
         _objects.clear()
-
-
-def _reset_lock_in_child() -> None:
-    # A fork while another thread held the lock would leave the child's copy held forever.
-    global _lock
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_lock_in_child)

@@ -9,7 +9,7 @@ re-implements IMDS or container HTTP.
 from __future__ import annotations
 
 import os
-import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -18,6 +18,7 @@ import botocore.credentials
 import botocore.session
 
 from .errors import SourceCredentialsError
+from .forksafe import ForkSafeLock
 from .redaction import register_secret
 from .settings import Source
 
@@ -155,8 +156,14 @@ class SourceCredentials:
     def __init__(self, source: Source, session: botocore.session.Session) -> None:
         self.source = source
         self._session = session
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self._credentials: Any = None
+        _LIVE_SOURCES.add(self)
+
+    def _forget_after_fork(self) -> None:
+        # The parent may have been refreshing botocore's object (holding botocore's own lock)
+        # at the fork: the child loads the source afresh when it first needs it.
+        self._credentials = None
 
     def _load(self) -> Any:
         try:
@@ -193,3 +200,15 @@ class SourceCredentials:
     def reload(self) -> None:
         with self._lock:
             self._credentials = None
+
+
+_LIVE_SOURCES: weakref.WeakSet[SourceCredentials] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for source in list(_LIVE_SOURCES):
+        source._forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
