@@ -28,7 +28,7 @@ _SECRET_FIELD = re.compile(
     r"""(?ix)
     (
       <(SecretAccessKey|SessionToken|Token)>[^<]*(?:</\2>)?      # XML (STS), even truncated
-    | (["']?(?:SecretAccessKey|SessionToken|Token|aws_secret_access_key|aws_session_token
+    | ((?<![\w-])["']?(?:SecretAccessKey|SessionToken|Token|aws_secret_access_key|aws_session_token
            |X-Amz-Security-Token|secret_key|token)["']?\s*[:=]\s*b?)
       (["'])[^"']*\4?                                 # JSON, dict reprs, headers (even cut)
     | (X-Amz-Security-Token=)[^&\s'"]+                              # presigned query strings
@@ -67,7 +67,15 @@ def redact_text(text: str) -> str:
     return _SECRET_FIELD.sub(_mask_field, text)
 
 
+# Loggers whose records can carry credentials: botocore's DEBUG records of requests and
+# responses, the SDK and CLI layers above it, and this package. The application's own
+# records are left exactly as they are.
+_WATCHED_LOGGERS = ("botocore", "boto3", "awscli", "s3transfer", "assume_provider")
+
+
 def _redacted_record(record: logging.LogRecord) -> logging.LogRecord:
+    if not record.name.startswith(_WATCHED_LOGGERS):
+        return record
     try:
         message = record.getMessage()
     except Exception:  # noqa: BLE001 - a broken record is logging's problem, not ours
@@ -77,7 +85,11 @@ def _redacted_record(record: logging.LogRecord) -> logging.LogRecord:
         record.msg = cleaned
         record.args = None
     if record.exc_info and not record.exc_text:
-        record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
+        # Pre-formatting bypasses the handler's own formatException: only when it must.
+        formatted = logging.Formatter().formatException(record.exc_info)
+        redacted = redact_text(formatted)
+        if redacted != formatted:
+            record.exc_text = redacted
     return record
 
 

@@ -361,18 +361,19 @@ def test_redaction_masks_botocore_shapes_of_known_and_unknown_secrets() -> None:
 def test_debug_logging_goes_through_the_redacting_factory(
     aws_env: TestBed,
 ) -> None:
-    """A record logged through any logger after install() is redacted (formatting included)."""
+    """A record of botocore's (or this package's) loggers is redacted, formatting and
+    traceback included. The application's own loggers are left alone (test_redaction.py)."""
     from assume_provider.redaction import install_redaction, register_secret
 
     install_redaction()
     register_secret(PLANTED_SECRET)
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    logger = logging.getLogger("some.application")
+    logger = logging.getLogger("botocore.some_module")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     try:
-        logger.debug("app saw %s and %r", PLANTED_SECRET, {"token": PLANTED_TOKEN})
+        logger.debug("botocore saw %s and %r", PLANTED_SECRET, {"token": PLANTED_TOKEN})
         try:
             raise RuntimeError(f"boom {PLANTED_SECRET}")
         except RuntimeError:
