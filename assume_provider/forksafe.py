@@ -13,6 +13,7 @@ import weakref
 from types import TracebackType
 from typing import Callable, Optional
 
+
 class ForkSafeLock:
     """A ``threading.Lock`` (or the factory's lock) that is new again in a forked child."""
 

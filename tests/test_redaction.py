@@ -28,7 +28,7 @@ class Capture(logging.Handler):
 
 
 class MarkingFormatter(logging.Formatter):
-    def formatException(self, ei: object) -> str:  # noqa: N802 - logging's name
+    def formatException(self, ei: object) -> str:
         return "CUSTOM-TRACEBACK"
 
 
