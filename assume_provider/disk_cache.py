@@ -1,4 +1,4 @@
-"""The CLI's cross-process credential cache: one small JSON file per chain, safe to share.
+"""The CLI's cross-process credential cache: one small file per chain, safe to share.
 
 Why it looks like this:
 

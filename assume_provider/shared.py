@@ -32,6 +32,6 @@ def shared(key: Hashable, factory: Callable[[], T]) -> T:
 
 
 def clear() -> None:
-    """Forget every shared object (tests, and ``uninstall()``)."""
+    """Forget every shared object (for tests)."""
     with _lock:
         _objects.clear()

@@ -93,8 +93,7 @@ def obtain(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) -
 def botocore_session(profile_name: Optional[str]) -> object:
     import botocore.session
 
-    session = botocore.session.Session(profile=profile_name) if profile_name else None
-    return session or botocore.session.Session()
+    return botocore.session.Session(profile=profile_name)
 
 
 def fetch(settings: Settings, key: str, profile_name: Optional[str]) -> Entry:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from ..cli_settings import EXPORTED_KEY_ID_VAR
 from ..disk_cache import Entry
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     return common.EXIT_OK
 
 
-def exported_variables(entry: Entry, region: Optional[str] = None) -> list[tuple[str, str]]:
+def exported_variables(entry: Entry) -> list[tuple[str, str]]:
     """The variables ``env`` prints and ``exec`` sets, in a stable order."""
     variables = [
         ("AWS_ACCESS_KEY_ID", entry.access_key_id),
@@ -69,9 +69,8 @@ def exported_variables(entry: Entry, region: Optional[str] = None) -> list[tuple
         ("AWS_SECURITY_TOKEN", entry.session_token),  # older tools (boto 2, some SDKs)
         ("AWS_CREDENTIAL_EXPIRATION", iso8601(entry.expires_at)),
     ]
-    known_region = region or entry.region
-    if known_region:
-        variables.append(("AWS_DEFAULT_REGION", known_region))
+    if entry.region:
+        variables.append(("AWS_DEFAULT_REGION", entry.region))
     variables.append((EXPORTED_KEY_ID_VAR, entry.access_key_id))
     return variables
 
