@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from refresh_fakes import T0, AccessDenied, FakeClock, SourceDown
 
 import assume_provider.refresh as refresh_module
 from assume_provider.refresh import (
@@ -21,24 +22,7 @@ from assume_provider.refresh import (
     advisory_window_for,
 )
 
-T0 = 1_700_000_000.0
 TIMEOUT = 5.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class SourceDown(Exception):
-    pass
-
-
-class AccessDenied(Exception):
-    recoverable = False
 
 
 class Source:
@@ -76,8 +60,16 @@ def make(
 
 @pytest.mark.parametrize(
     ("lifetime", "window"),
-    [(0, 300), (900, 300), (1200, 300), (1201, 900), (3600, 900), (5400, 900), (5401, 3600),
-     (43200, 3600)],
+    [
+        (0, 300),
+        (900, 300),
+        (1200, 300),
+        (1201, 900),
+        (3600, 900),
+        (5400, 900),
+        (5401, 3600),
+        (43200, 3600),
+    ],
 )
 def test_advisory_window_table(lifetime: float, window: float) -> None:
     assert advisory_window_for(lifetime) == window

@@ -15,31 +15,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
 import pytest
+from refresh_fakes import AccessDenied, FakeClock, SourceDown
 
 from assume_provider.refresh import RefreshingCredentials, TemporaryCredentials
 
-T0 = 1_700_000_000.0
 MINUTE = 60.0
-
-
-class FakeClock:
-    """A clock that moves only when a test says so, so expiry is tested without sleeping."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class SourceDown(Exception):
-    """A failure retrying can fix (throttling, a network error): the engine backs off."""
-
-
-class AccessDenied(Exception):
-    """A failure retrying cannot fix: raised at once and remembered for a few seconds."""
-
-    recoverable = False
 
 
 class ScriptedSource:

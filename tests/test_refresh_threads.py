@@ -8,28 +8,12 @@ from types import TracebackType
 from typing import Callable, Optional
 
 import pytest
+from refresh_fakes import T0, AccessDenied, FakeClock, SourceDown
 
 from assume_provider.refresh import RefreshingCredentials, TemporaryCredentials
 
-T0 = 1_700_000_000.0
 THREADS = 64
 TIMEOUT = 5.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class SourceDown(Exception):
-    pass
-
-
-class AccessDenied(Exception):
-    recoverable = False
 
 
 class WatchedLock:

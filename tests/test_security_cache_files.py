@@ -18,7 +18,6 @@ import boto3
 import botocore.session
 import pytest
 from cli_support import run_tool
-from provider_state import fresh_provider_state  # noqa: F401  (fixture)
 from testbed import TestBed
 
 from assume_provider import cli_settings, redaction, shared

@@ -9,7 +9,6 @@ from pathlib import Path
 import boto3
 import pytest
 from cli_support import run_tool
-from provider_state import fresh_provider_state  # noqa: F401  (fixture)
 from testbed import Fault, ImdsFault, TestBed
 
 import assume_provider

@@ -22,7 +22,6 @@ from pathlib import Path
 import boto3
 import pytest
 from cli_support import run_tool
-from provider_state import fresh_provider_state  # noqa: F401  (fixture)
 from testbed import Fault, TestBed
 
 import assume_provider

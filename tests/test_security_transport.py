@@ -5,7 +5,6 @@ from __future__ import annotations
 import boto3
 import pytest
 from cli_support import run_tool, write_config
-from provider_state import fresh_provider_state  # noqa: F401  (fixture)
 from testbed import TestBed
 
 import assume_provider

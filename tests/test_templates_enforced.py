@@ -35,7 +35,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from provider_state import fresh_provider_state, moto_role_of  # noqa: F401  (fixture)
+from provider_state import moto_role_of
 from testbed import InstanceCredentials, TestBed, World
 from testbed.world import client
 
