@@ -41,6 +41,8 @@ _LONG_WINDOW = 60 * 60.0
 FORMAT_HEADER = "assume-provider cache 2"
 _LINES = 8  # header, 6 values, and the empty string after the final newline
 _MAX_FILE_SIZE = 64 * 1024
+# A temporary file older than this was left by a writer that died between write and rename.
+STALE_TEMP_SECONDS = 600.0
 
 
 def advisory_window_for(lifetime: float) -> float:
@@ -244,10 +246,17 @@ class DiskCache:
 
     def read(self, key: str) -> Optional[Entry]:
         """The entry if present, well-formed, ours, private and still comfortably valid."""
+        entry = self._load(self.file_name(key))
+        if entry is None or not entry.fresh_at(self._clock()):
+            return None
+        return entry
+
+    def _load(self, name: str) -> Optional[Entry]:
+        """The entry in file ``name`` if it is well-formed, ours and private, fresh or not."""
         try:
             # O_NONBLOCK: a FIFO planted in place of the entry must not hang the reader.
             fd = os.open(
-                self.file_name(key),
+                name,
                 os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0),
                 dir_fd=self._fd,
             )
@@ -267,10 +276,39 @@ class DiskCache:
             return None
         finally:
             os.close(fd)
-        entry = Entry.from_bytes(data)
-        if entry is None or not entry.fresh_at(self._clock()):
-            return None
-        return entry
+        return Entry.from_bytes(data)
+
+    def sweep(self) -> int:
+        """Delete entries whose credentials have expired and temporary files of dead writers.
+
+        Every edit of the config file starts a new entry (its stamp is in the key), so old
+        ones would pile up. Run after a write, i.e. on a miss, never on the hit path. Files
+        that are not ours are left alone, and so are lock files: deleting one that another
+        process holds or waits on would break their mutual exclusion. Returns the count.
+        """
+        now = self._clock()
+        removed = 0
+        for name in os.listdir(self._fd):
+            try:
+                info = os.stat(name, dir_fd=self._fd, follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                continue
+            if name.startswith(".") and name.endswith(".tmp"):
+                stale = now - info.st_mtime > STALE_TEMP_SECONDS
+            elif name.endswith(".entry"):
+                entry = self._load(name)
+                stale = entry is not None and entry.expires_at <= now
+            else:
+                continue
+            if stale:
+                try:
+                    os.unlink(name, dir_fd=self._fd)
+                    removed += 1
+                except OSError:
+                    pass  # another process swept it first
+        return removed
 
     def write(self, key: str, entry: Entry) -> None:
         """Replace the entry atomically: a reader sees the old file or the new one, never half."""

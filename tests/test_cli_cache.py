@@ -254,3 +254,48 @@ def test_cli_replaces_a_truncated_entry(aws_env: TestBed, subprocess_env: dict[s
     assert Entry.from_bytes(entry.read_bytes()) is not None
     assert run_tool(args, subprocess_env).returncode == 0
     assert aws_env.proxy.count(action="AssumeRole") == 2
+
+
+def test_sweep_deletes_expired_entries_and_dead_writers_temp_files_only(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    cache = _cache(folder, now=NOW)
+    cache.write("expired" + "0" * 33, _entry(lifetime=3600.0, fetched_at=NOW - 7200))
+    cache.write("fresh" + "0" * 35, _entry())
+    lock = cache.lock("expired" + "0" * 33)
+    lock.acquire()
+    lock.release()
+    dead_temp, live_temp = folder / ".x.entry.1.aa.tmp", folder / ".y.entry.2.bb.tmp"
+    for temp in (dead_temp, live_temp):
+        temp.write_bytes(b"half")
+    os.utime(dead_temp, (NOW - 3600, NOW - 3600))
+    os.utime(live_temp, (NOW - 5, NOW - 5))
+    foreign = folder / "notes.txt"
+    foreign.write_text("not ours to delete")
+
+    assert cache.sweep() == 2
+
+    remaining = sorted(path.name for path in folder.iterdir())
+    assert remaining == sorted(
+        [
+            "fresh" + "0" * 35 + ".entry",
+            "expired" + "0" * 33 + ".lock",  # locks stay: another process may hold one
+            live_temp.name,
+            foreign.name,
+        ]
+    )
+    cache.close()
+
+
+def test_a_miss_sweeps_the_folder(aws_env: TestBed, subprocess_env: dict[str, str]) -> None:
+    folder = Path(subprocess_env["HOME"]) / ".aws" / "assume-provider" / "cache"
+    old = _cache(folder, now=NOW)
+    old.write("old" + "0" * 37, _entry(lifetime=900.0, fetched_at=1_000_000_000.0))  # 2001
+    old.close()
+
+    result = run_tool(
+        ["credential-process", "--role-arn", aws_env.world.target_role_arn], subprocess_env
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert [path.suffix for path in folder.glob("*.entry")] == [".entry"]
+    assert not (folder / ("old" + "0" * 37 + ".entry")).exists()

@@ -81,6 +81,7 @@ def obtain(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) -
         entry = fetch(settings, key, profile_name)
         try:
             cache.write(key, entry)
+            cache.sweep()
         except OSError as exc:
             warn(f"cannot write the disk cache in {cache.folder}: {exc}")
         return Obtained(entry, from_cache=False)
