@@ -1,8 +1,10 @@
-"""Locks that a forked child gets fresh.
+"""Locks, and other state, that a forked child gets fresh.
 
 After ``os.fork()`` (gunicorn and uwsgi pre-fork, multiprocessing) the child has only the
 forking thread; a lock another thread held at that moment would stay held forever. These
-locks are replaced in the child, so module state guarded by them stays usable there.
+locks are replaced in the child, so module state guarded by them stays usable there, and
+objects registered with ``renew_in_child`` get their ``_after_fork_in_child()`` called.
+(The refresh engine has its own hook: it stays free of this package's imports.)
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import threading
 import weakref
 from types import TracebackType
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 
 class ForkSafeLock:
@@ -20,7 +22,7 @@ class ForkSafeLock:
     def __init__(self, factory: Callable[[], object] = threading.Lock) -> None:
         self._factory = factory
         self._lock = factory()
-        _LOCKS.add(self)
+        renew_in_child(self)
 
     def __enter__(self) -> bool:
         return bool(self._lock.__enter__())  # type: ignore[attr-defined]
@@ -33,16 +35,25 @@ class ForkSafeLock:
     ) -> None:
         self._lock.__exit__(exc_type, exc, traceback)  # type: ignore[attr-defined]
 
-    def _renew(self) -> None:
+    def _after_fork_in_child(self) -> None:
         self._lock = self._factory()
 
 
-_LOCKS: weakref.WeakSet[ForkSafeLock] = weakref.WeakSet()
+class _Renewable(Protocol):
+    def _after_fork_in_child(self) -> None: ...
+
+
+_RENEWABLE: weakref.WeakSet[_Renewable] = weakref.WeakSet()
+
+
+def renew_in_child(obj: _Renewable) -> None:
+    """Call ``obj._after_fork_in_child()`` in every forked child while ``obj`` is alive."""
+    _RENEWABLE.add(obj)
 
 
 def _renew_all_in_child() -> None:
-    for lock in list(_LOCKS):
-        lock._renew()
+    for obj in list(_RENEWABLE):
+        obj._after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):

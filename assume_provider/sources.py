@@ -9,7 +9,6 @@ re-implements IMDS or container HTTP.
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -18,7 +17,7 @@ import botocore.credentials
 import botocore.session
 
 from .errors import SourceCredentialsError
-from .forksafe import ForkSafeLock
+from .forksafe import ForkSafeLock, renew_in_child
 from .redaction import register_secret
 from .settings import Source
 
@@ -158,9 +157,9 @@ class SourceCredentials:
         self._session = session
         self._lock = ForkSafeLock()
         self._credentials: Any = None
-        _LIVE_SOURCES.add(self)
+        renew_in_child(self)
 
-    def _forget_after_fork(self) -> None:
+    def _after_fork_in_child(self) -> None:
         # The parent may have been refreshing botocore's object (holding botocore's own lock)
         # at the fork: the child loads the source afresh when it first needs it.
         self._credentials = None
@@ -200,15 +199,3 @@ class SourceCredentials:
     def reload(self) -> None:
         with self._lock:
             self._credentials = None
-
-
-_LIVE_SOURCES: weakref.WeakSet[SourceCredentials] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for source in list(_LIVE_SOURCES):
-        source._forget_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
