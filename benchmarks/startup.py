@@ -29,15 +29,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = (
-    "assume_provider",
-    "startup",
-    "setup.py",
-    "setup.cfg",
-    "pyproject.toml",
-    "MANIFEST.in",
-    "README.md",
-)
+sys.path.insert(0, str(ROOT / "tests"))
+
+from project_copy import copy_project  # noqa: E402
+
 DEPENDENCIES = ("boto3", "cachetools")
 ROLE_ARN = "arn:aws:iam::111111111111:role/TargetRole"
 PASS = ("-c", "pass")
@@ -56,13 +51,7 @@ def build_venvs(folder: Path) -> dict[str, str]:
         return pythons
     source = folder / "src"
     shutil.rmtree(source, ignore_errors=True)
-    source.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        path = ROOT / name
-        if path.is_dir():
-            shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif path.exists():
-            shutil.copy2(path, source / name)
+    copy_project(source)
     pip("wheel", "--no-deps", "--wheel-dir", str(folder / "dist"), str(source))
     wheel = next((folder / "dist").glob("assume_provider-*.whl"))
     for name, python in pythons.items():

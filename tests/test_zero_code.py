@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -31,22 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from project_copy import copy_project
 from testbed import TestBed
 
 from assume_provider import _bootstrap
 
 ROOT = Path(__file__).resolve().parents[1]
-# What a build needs; a copy keeps build/ and *.egg-info out of the working tree.
-PROJECT_FILES = (
-    "assume_provider",
-    "startup",
-    "setup.py",
-    "setup.cfg",
-    "pyproject.toml",
-    "MANIFEST.in",
-    "README.md",
-    "LICENSE",
-)
 STARTUP_FILES = ("assume_provider_startup.pth", "assume_provider_startup.start")
 # Pinned so that the two AWS CLI generations are both covered and pip has nothing to resolve.
 REQUIREMENTS = {
@@ -100,17 +89,6 @@ def pip(subcommand: str, *args: str, python: str | None = None) -> None:
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=PIP_TIMEOUT)
     if done.returncode != 0:
         raise RuntimeError(f"{shlex.join(command)} failed:\n{done.stdout}\n{done.stderr}")
-
-
-def copy_project(target: Path) -> Path:
-    target.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.exists():
-            shutil.copy2(source, target / name)
-    return target
 
 
 def make_venv(path: Path) -> Venv:
