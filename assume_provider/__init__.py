@@ -21,19 +21,19 @@ __all__ = [
 ]
 
 _LAZY = {
-    "AssumeRoleChainProvider": "provider",
+    "AssumeRoleChainProvider": "botocore.provider",
     "ConfigError": "errors",
-    "install": "registration",
-    "register": "registration",
-    "uninstall": "registration",
+    "install": "botocore.registration",
+    "register": "botocore.registration",
+    "uninstall": "botocore.registration",
 }
 
 if TYPE_CHECKING:
     from typing import Any
 
+    from .botocore.provider import AssumeRoleChainProvider
+    from .botocore.registration import install, register, uninstall
     from .errors import ConfigError
-    from .provider import AssumeRoleChainProvider
-    from .registration import install, register, uninstall
 
 
 def __getattr__(name: str) -> Any:

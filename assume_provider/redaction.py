@@ -15,7 +15,7 @@ import logging
 import re
 from typing import Any, Callable, Optional
 
-from .forksafe import ForkSafeLock
+from .engine.forksafe import ForkSafeLock
 
 MASK = "****"
 _MAX_SECRETS = 256  # old rotated secrets beyond this are no longer in use anywhere

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 from botocore.credentials import RefreshableCredentials
 
-from assume_provider.refresh import RefreshingCredentials, TemporaryCredentials
+from assume_provider.engine.refresh import RefreshingCredentials, TemporaryCredentials
 
 
 def build_engine() -> RefreshingCredentials:

@@ -79,7 +79,7 @@ def wall_time(python: str, args: tuple[str, ...], env: dict[str, str]) -> float:
 
 
 def hook_import_us(python: str, env: dict[str, str], runs: int) -> float:
-    """Median cumulative -X importtime of the hook (assume_provider._bootstrap), µs."""
+    """Median cumulative -X importtime of the hook (assume_provider.startup.hook), µs."""
     samples = []
     for _ in range(runs):
         done = subprocess.run(
@@ -87,7 +87,7 @@ def hook_import_us(python: str, env: dict[str, str], runs: int) -> float:
         )
         for line in done.stderr.splitlines():
             fields = line.split("|")
-            if len(fields) == 3 and fields[2].strip() == "assume_provider._bootstrap":
+            if len(fields) == 3 and fields[2].strip() == "assume_provider.startup.hook":
                 samples.append(float(fields[1]))
     return statistics.median(samples) if samples else 0.0
 

@@ -33,7 +33,7 @@ def fake_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
     """
     import moto.sts.models
 
-    from assume_provider import provider as provider_module
+    from assume_provider.botocore import provider as provider_module
 
     clock = FakeClock(datetime.datetime.now(datetime.timezone.utc).timestamp())
     monkeypatch.setattr(provider_module, "clock", clock)

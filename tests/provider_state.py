@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from assume_provider import shared
-from assume_provider.registration import uninstall
+from assume_provider.botocore.registration import uninstall
+from assume_provider.engine import shared
 
 
 @pytest.fixture

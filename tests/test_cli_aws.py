@@ -117,7 +117,7 @@ def test_cache_hit_imports_neither_botocore_nor_boto3(
     hit = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=60)
     assert hit.returncode == 0, hit.stderr
     imported = _imported_modules(hit.stderr)
-    assert "assume_provider.disk_cache" in imported  # the measurement really covers the tool
+    assert "assume_provider.cli.cache.store" in imported  # the measurement really covers the tool
     assert not {name for name in imported if name.split(".")[0] in ("botocore", "boto3")}
     # Nor the command line's own heavier modules: a hit is answered before argparse.
     # (Modules that the interpreter's own start-up imports, e.g. through .pth hooks, aside.)
@@ -128,7 +128,7 @@ def test_cache_hit_imports_neither_botocore_nor_boto3(
         text=True,
         timeout=60,
     )
-    heavy = {"argparse", "json", "configparser", "typing", "assume_provider.settings"}
+    heavy = {"argparse", "json", "configparser", "typing", "assume_provider.config.settings"}
     assert not (imported - _imported_modules(bare.stderr)) & heavy
     assert aws_env.proxy.count(action="AssumeRole") == 1
 

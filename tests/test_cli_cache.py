@@ -13,15 +13,16 @@ import pytest
 from cli_support import run_tool
 from testbed import TestBed
 
-from assume_provider import cli_settings, settings
-from assume_provider.disk_cache import (
+from assume_provider.cli.cache import key as cli_settings
+from assume_provider.cli.cache.store import (
     CacheUnavailable,
     DiskCache,
     Entry,
     LockTimeout,
     advisory_window_for,
 )
-from assume_provider.refresh import advisory_window_for as engine_window
+from assume_provider.config import settings
+from assume_provider.engine.refresh import advisory_window_for as engine_window
 
 NOW = 1_800_000_000.0
 KEY = "0123456789abcdef0123456789abcdef01234567"
@@ -163,7 +164,7 @@ def test_sixteen_processes_writing_at_once_never_leave_an_unreadable_file(
     writer = textwrap.dedent(
         f"""
         import sys, time
-        from assume_provider.disk_cache import DiskCache, Entry
+        from assume_provider.cli.cache.store import DiskCache, Entry
         cache = DiskCache({str(folder)!r}).open()
         now = time.time()
         n = int(sys.argv[1])

@@ -10,7 +10,7 @@ import pytest
 from cli_support import run_tool
 from testbed import TestBed
 
-from assume_provider.cli.cache_hit import parse_options
+from assume_provider.cli.cache.hit import parse_options
 from assume_provider.cli.common import settings_arguments
 from assume_provider.cli.parser import build_parser
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from assume_provider.forksafe import ForkSafeLock
+from assume_provider.engine.forksafe import ForkSafeLock
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

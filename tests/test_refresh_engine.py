@@ -13,8 +13,8 @@ from typing import Optional
 import pytest
 from refresh_fakes import T0, AccessDenied, FakeClock, SourceDown
 
-import assume_provider.refresh as refresh_module
-from assume_provider.refresh import (
+import assume_provider.engine.refresh as refresh_module
+from assume_provider.engine.refresh import (
     JITTER_FRACTION,
     RefreshingCredentials,
     StaleCredentialsError,
@@ -255,7 +255,7 @@ def test_failure_is_logged_at_warning_without_secrets(caplog: pytest.LogCaptureF
     first = engine.get()
     clock.now += 3600
     source.error = SourceDown("Throttling: Rate exceeded")
-    with caplog.at_level(logging.DEBUG, logger="assume_provider.refresh"):
+    with caplog.at_level(logging.DEBUG, logger="assume_provider.engine.refresh"):
         engine.get()
         engine.invalidate()
         source.error = None

@@ -10,7 +10,7 @@ from typing import Callable
 
 import pytest
 
-from assume_provider.refresh import RefreshingCredentials, TemporaryCredentials
+from assume_provider.engine.refresh import RefreshingCredentials, TemporaryCredentials
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 

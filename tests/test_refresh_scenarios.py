@@ -17,7 +17,7 @@ from typing import Callable, Optional, Union
 import pytest
 from refresh_fakes import AccessDenied, FakeClock, SourceDown
 
-from assume_provider.refresh import RefreshingCredentials, TemporaryCredentials
+from assume_provider.engine.refresh import RefreshingCredentials, TemporaryCredentials
 
 MINUTE = 60.0
 

@@ -10,7 +10,7 @@ from typing import Callable, Optional
 import pytest
 from refresh_fakes import T0, AccessDenied, FakeClock, SourceDown
 
-from assume_provider.refresh import RefreshingCredentials, TemporaryCredentials
+from assume_provider.engine.refresh import RefreshingCredentials, TemporaryCredentials
 
 THREADS = 64
 TIMEOUT = 5.0

@@ -20,10 +20,12 @@ import pytest
 from cli_support import run_tool
 from testbed import TestBed
 
-from assume_provider import cli_settings, redaction, shared
-from assume_provider.cli import credentials as cli_credentials
-from assume_provider.disk_cache import CacheUnavailable, DiskCache, Entry
-from assume_provider.provider import AssumeRoleChainProvider
+from assume_provider import redaction
+from assume_provider.botocore.provider import AssumeRoleChainProvider
+from assume_provider.cli import obtain as cli_credentials
+from assume_provider.cli.cache import key as cli_settings
+from assume_provider.cli.cache.store import CacheUnavailable, DiskCache, Entry
+from assume_provider.engine import shared
 
 NOW = 1_800_000_000.0
 KEY = "f" * 40

@@ -12,7 +12,7 @@ from cli_support import run_tool
 from testbed import Fault, ImdsFault, TestBed
 
 import assume_provider
-from assume_provider.disk_cache import Entry
+from assume_provider.cli.cache.store import Entry
 
 PLANTED_KEY_ID = "ASIAPLANTED000000001"
 FIELDS = {

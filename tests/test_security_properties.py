@@ -17,11 +17,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from assume_provider.cli.cache.store import DiskCache, Entry
 from assume_provider.cli.env_cmd import export_line
 from assume_provider.cli.payload import iso8601
-from assume_provider.disk_cache import DiskCache, Entry
-from assume_provider.errors import ConfigError
-from assume_provider.settings import (
+from assume_provider.config.settings import (
     PARTITIONS,
     SETTING_NAMES,
     ConfigProfile,
@@ -34,6 +33,7 @@ from assume_provider.settings import (
     role_arn_problem,
     sanitize_session_name,
 )
+from assume_provider.errors import ConfigError
 
 STS_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b):iam::\d{12}:role/.+$")

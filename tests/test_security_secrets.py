@@ -25,7 +25,7 @@ from cli_support import run_tool
 from testbed import Fault, TestBed
 
 import assume_provider
-from assume_provider import shared
+from assume_provider.engine import shared
 from assume_provider.errors import AssumeProviderError
 from assume_provider.redaction import MASK
 

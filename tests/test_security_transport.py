@@ -9,7 +9,7 @@ from testbed import TestBed
 
 import assume_provider
 from assume_provider import ConfigError
-from assume_provider.sts import check_endpoint_transport, is_loopback_host
+from assume_provider.credentials.sts import check_endpoint_transport, is_loopback_host
 
 # Hosts that look loopback-ish to a careless check but are not.
 REFUSED_URLS = [

@@ -18,14 +18,18 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assume_provider.cloudformation import render, source_role_template, target_role_template
 from assume_provider.errors import ConfigError
-from assume_provider.iam_policies import (
+from assume_provider.templates.cloudformation import (
+    render,
+    source_role_template,
+    target_role_template,
+)
+from assume_provider.templates.iam_policies import (
     source_role_permissions_policy,
     target_role_permissions_policy,
     target_role_trust_policy,
 )
-from assume_provider.yaml_emitter import dump
+from assume_provider.templates.yaml_emitter import dump
 
 ACCOUNT_A = "111111111111"
 ACCOUNT_B = "222222222222"

@@ -41,7 +41,7 @@ from testbed.world import client
 
 import assume_provider
 from assume_provider.errors import AssumeRoleError
-from assume_provider.iam_policies import (
+from assume_provider.templates.iam_policies import (
     source_role_permissions_policy,
     source_role_trust_policy,
     validate_role_arn,

@@ -33,7 +33,7 @@ import pytest
 from project_copy import copy_project
 from testbed import TestBed
 
-from assume_provider import _bootstrap
+from assume_provider.startup import hook as _bootstrap
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_FILES = ("assume_provider_startup.pth", "assume_provider_startup.start")
@@ -192,7 +192,7 @@ def test_variable_set_does_not_import_botocore_by_itself(
 ) -> None:
     code = """
         import atexit, json, sys
-        loaded = lambda: ("botocore" in sys.modules, "assume_provider._bootstrap" in sys.modules)
+        loaded = lambda: ("botocore" in sys.modules, "assume_provider.startup.hook" in sys.modules)
         atexit.register(lambda: print(*loaded()))
         json.dumps({})
     """
@@ -215,7 +215,7 @@ def test_activation_after_botocore_was_imported(
     code = f"""
         import os, botocore, boto3
         os.environ["ASSUME_PROVIDER_ROLE_ARN"] = {testbed.world.target_role_arn!r}
-        from assume_provider._bootstrap import start
+        from assume_provider.startup.hook import start
         start()
         {IDENTITY}
     """
@@ -245,7 +245,7 @@ def test_variable_set_imports_only_the_bootstrap_at_start(
 ) -> None:
     done = venv.run(["python", "-X", "importtime", "-c", "pass"], role_env)
     modules = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
-    assert "assume_provider._bootstrap" in modules
+    assert "assume_provider.startup.hook" in modules
     assert not {m for m in modules if m.startswith(("botocore", "boto3", "typing"))}
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["credential-process"]:
-        from .cache_hit import serve_from_cache
+        from .cache.hit import serve_from_cache
 
         status = serve_from_cache(args_list[1:])
         if status is not None:

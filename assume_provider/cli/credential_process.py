@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from . import common
-from .credentials import obtain
+from .obtain import obtain
 from .payload import credential_process_document
 
 

@@ -15,10 +15,10 @@ import argparse
 import sys
 from typing import Any
 
-from ..cli_settings import EXPORTED_KEY_ID_VAR
-from ..disk_cache import Entry
 from . import common
-from .credentials import obtain
+from .cache.key import EXPORTED_KEY_ID_VAR
+from .cache.store import Entry
+from .obtain import obtain
 from .payload import iso8601
 
 SHELLS = ("sh", "fish", "powershell")

@@ -14,8 +14,8 @@ from types import FrameType
 from typing import Any, Optional
 
 from . import common
-from .credentials import obtain
 from .env_cmd import as_environment
+from .obtain import obtain
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 

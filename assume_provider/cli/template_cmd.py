@@ -97,7 +97,7 @@ def _add_source_role_parser(kinds: Any) -> None:
 
 
 def print_target_role(args: argparse.Namespace) -> int:
-    from ..cloudformation import render, target_role_template
+    from ..templates.cloudformation import render, target_role_template
 
     template = target_role_template(
         args.trusted_role_arn,
@@ -111,7 +111,7 @@ def print_target_role(args: argparse.Namespace) -> int:
 
 
 def print_source_role(args: argparse.Namespace) -> int:
-    from ..cloudformation import render, source_role_template
+    from ..templates.cloudformation import render, source_role_template
 
     sys.stdout.write(render(source_role_template(args.target_role_arns)))
     return common.EXIT_OK

@@ -13,7 +13,9 @@ import os
 import sys
 from typing import Any, Optional
 
-from ..cli_settings import (
+from ..config.settings import SETTING_NAMES, Settings
+from . import common
+from .cache.key import (
     RawInputs,
     cache_key,
     check_recursion,
@@ -21,9 +23,7 @@ from ..cli_settings import (
     load_cli_settings,
     mark_for_children,
 )
-from ..settings import SETTING_NAMES, Settings
-from . import common
-from .credentials import botocore_session
+from .obtain import botocore_session
 from .payload import iso8601
 
 
@@ -66,11 +66,11 @@ def run(args: argparse.Namespace) -> int:
     check_recursion(key, os.environ)
     mark_for_children(key, os.environ)
 
-    from ..chain import assume_hop, plan_hops
+    from ..credentials.chain import assume_hop, plan_hops
+    from ..credentials.sources import SourceCredentials
+    from ..credentials.sts import sts_client_factory, sts_target
+    from ..engine.refresh import TemporaryCredentials
     from ..errors import AssumeRoleError
-    from ..refresh import TemporaryCredentials
-    from ..sources import SourceCredentials
-    from ..sts import sts_client_factory, sts_target
 
     _say(text, f"settings (profile '{profile.name}' of {profile.path}):")
     for name in SETTING_NAMES:

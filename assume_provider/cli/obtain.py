@@ -12,7 +12,8 @@ import os
 import time
 from typing import TYPE_CHECKING, Optional
 
-from ..cli_settings import (
+from . import common
+from .cache.key import (
     RawInputs,
     cache_key,
     check_recursion,
@@ -20,12 +21,11 @@ from ..cli_settings import (
     load_cli_settings,
     mark_for_children,
 )
-from ..disk_cache import CacheUnavailable, DiskCache, Entry, FileLock, LockTimeout, warn
-from . import common
+from .cache.store import CacheUnavailable, DiskCache, Entry, FileLock, LockTimeout, warn
 from .payload import iso8601
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from ..config.settings import Settings
 
 # How long a process waits for another one fetching the same chain. STS calls time out
 # well before this (connect 5 s + read 10 s, a few attempts); past it we fetch ourselves.
@@ -101,9 +101,9 @@ def fetch(settings: Settings, key: str, profile_name: Optional[str]) -> Entry:
     """Resolve the source and assume every hop (imports botocore; the slow path)."""
     # Any credential_process the source chain runs inherits the marker (recursion guard).
     mark_for_children(key, os.environ)
-    from ..provider import ChainFetcher
-    from ..sources import SourceCredentials
-    from ..sts import sts_client_factory, sts_target
+    from ..botocore.provider import ChainFetcher
+    from ..credentials.sources import SourceCredentials
+    from ..credentials.sts import sts_client_factory, sts_target
 
     session = botocore_session(profile_name)
     fetcher = ChainFetcher(

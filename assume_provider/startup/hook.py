@@ -129,7 +129,7 @@ class _ActivatingLoader:
 def _activate(botocore: ModuleType) -> None:
     """``assume_provider.install()``; on failure, arrange for the failure to surface later."""
     try:
-        from .registration import install
+        from ..botocore.registration import install
 
         install()
     except Exception as exc:  # noqa: BLE001 - a broken install must not break `import botocore`
@@ -146,7 +146,7 @@ def activation_error(cause: BaseException) -> Exception:
         f"activated: {type(cause).__name__}: {cause}"
     )
     try:
-        from .errors import ConfigError
+        from ..errors import ConfigError
     except Exception:  # noqa: BLE001 - errors.py is what failed; fall back to botocore's base
         from botocore.exceptions import BotoCoreError
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from .config_file import active_profile_name, config_file_path, profile_values
+from ...config.profiles import active_profile_name, config_file_path, profile_values
 
 try:  # the builtin module costs ~0.6 ms to import; hashlib loads OpenSSL (~2 ms)
     from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any, Optional
 
-    from .settings import ConfigProfile, Settings
+    from ...config.settings import ConfigProfile, Settings
 
 # As in settings.SETTING_NAMES / env_var / config_key (settings is not imported on the fast
 # path: its dataclasses import alone costs ~5 ms); tests check that the two agree.
@@ -146,8 +146,8 @@ def cache_folder(raw: Any) -> str:
 
 def load_cli_settings(inputs: RawInputs) -> tuple[Settings, ConfigProfile]:
     """Validated settings for a subcommand; ConfigError (exit 2) if no role is configured."""
-    from .errors import ConfigError
-    from .settings import ConfigProfile, config_key, env_var, resolve_settings
+    from ...config.settings import ConfigProfile, config_key, env_var, resolve_settings
+    from ...errors import ConfigError
 
     if inputs.profile_values is None and inputs.profile_named:
         raise ConfigError(

@@ -19,14 +19,14 @@ import botocore.credentials
 import botocore.exceptions
 import botocore.session
 
-from . import shared
-from .botocore_credentials import EngineCredentials
-from .chain import EXPIRED_TOKEN_CODES, HopResult, assume_chain, plan_hops
-from .errors import AssumeRoleError, ConfigError
-from .refresh import RefreshingCredentials, TemporaryCredentials
-from .settings import ConfigProfile, Settings, resolve_settings
-from .sources import SourceCredentials, SourceKey, source_key
-from .sts import StsTarget, sts_client_factory, sts_target
+from ..config.settings import ConfigProfile, Settings, resolve_settings
+from ..credentials.chain import EXPIRED_TOKEN_CODES, HopResult, assume_chain, plan_hops
+from ..credentials.sources import SourceCredentials, SourceKey, source_key
+from ..credentials.sts import StsTarget, sts_client_factory, sts_target
+from ..engine import shared
+from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
+from ..errors import AssumeRoleError, ConfigError
+from .credentials import EngineCredentials
 
 logger = logging.getLogger(__name__)
 

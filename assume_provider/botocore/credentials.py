@@ -12,8 +12,8 @@ from typing import Any, Callable, Optional
 
 import botocore.credentials
 
-from .chain import EXPIRED_TOKEN_CODES
-from .refresh import RefreshingCredentials, TemporaryCredentials
+from ..credentials.chain import EXPIRED_TOKEN_CODES
+from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
 
 
 class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: ignore[misc]
@@ -85,7 +85,6 @@ class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: i
         return f"<EngineCredentials method={self.method!r} access_key_id={key!r}>"
 
 
-EXPIRED_TOKEN_HANDLER_ID = "assume-provider-expired-token"  # noqa: S105 - an event id
 SIGNING_KEY_HANDLER_ID = "assume-provider-signing-key"
 # Where the access key ID that signed a request is kept, in botocore's per-request context.
 _SIGNING_KEY = "assume_provider_signing_key"

@@ -144,7 +144,7 @@ class Settings:
 
 def _config_error(name: str, origin: Origin, value: object, allowed: str) -> Exception:
     # Imported here so that parsing valid settings never imports botocore (CLI fast path).
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     return ConfigError(f"invalid {name} {value!r} (from {origin}): {allowed}")
 
@@ -333,7 +333,7 @@ def resolve_settings(
     """Combine the three places settings come from; raise ConfigError on any invalid value."""
     unknown = set(arguments) - set(SETTING_NAMES)
     if unknown:
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(
             f"unknown setting(s) {', '.join(sorted(unknown))}; "

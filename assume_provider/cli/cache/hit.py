@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 import sys
 
-from ..cli_settings import RawInputs, cache_folder, cache_key, key_material
-from ..disk_cache import CacheUnavailable, DiskCache
-from .payload import credential_process_document
+from ..payload import credential_process_document
+from .key import RawInputs, cache_folder, cache_key, key_material
+from .store import CacheUnavailable, DiskCache
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

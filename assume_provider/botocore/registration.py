@@ -16,15 +16,15 @@ import botocore.credentials
 import botocore.exceptions
 import botocore.session
 
-from .botocore_credentials import (
-    EXPIRED_TOKEN_HANDLER_ID,
+from ..credentials.sts import EXPIRED_TOKEN_HANDLER_ID
+from ..engine.forksafe import ForkSafeLock
+from ..redaction import install_redaction
+from .credentials import (
     SIGNING_KEY_HANDLER_ID,
     record_signing_key,
     retry_once_after_expired_token,
 )
-from .forksafe import ForkSafeLock
 from .provider import METHOD, AssumeRoleChainProvider, session_profile
-from .redaction import install_redaction
 
 _lock = ForkSafeLock(threading.RLock)
 _providers: weakref.WeakKeyDictionary[botocore.session.Session, AssumeRoleChainProvider] = (

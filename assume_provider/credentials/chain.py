@@ -10,9 +10,9 @@ from typing import Any, Callable, Optional
 import botocore.exceptions
 import botocore.utils
 
-from .errors import AssumeRoleError
-from .redaction import redact_text, register_secret
-from .refresh import TemporaryCredentials
+from ..engine.refresh import TemporaryCredentials
+from ..errors import AssumeRoleError
+from ..redaction import redact_text, register_secret
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ __all__ = [
     "default_is_recoverable",
 ]
 
-logger = logging.getLogger("assume_provider.refresh")
+logger = logging.getLogger("assume_provider.engine.refresh")
 
 _INF = float("inf")
 _NEG_INF = float("-inf")

@@ -35,7 +35,7 @@ def profile_values(name: str, path: str) -> Optional[dict[str, str]]:
     try:
         parser.read(path, encoding="utf-8")
     except (configparser.Error, UnicodeDecodeError) as exc:
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(f"cannot parse AWS config file {path}: {exc}") from None
     # botocore's rule: "[profile NAME]" sections; the default profile may also be "[default]".
@@ -52,7 +52,7 @@ def read_profile(name: str, path: str, *, required: bool) -> ConfigProfile:
 
     values = profile_values(name, path)
     if values is None and required:
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(f"profile '{name}' not found in AWS config file {path}")
     return ConfigProfile(name, path, values or {})

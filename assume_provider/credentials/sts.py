@@ -17,11 +17,13 @@ from urllib.parse import urlsplit
 import botocore.config
 import botocore.session
 
-from .botocore_credentials import EXPIRED_TOKEN_HANDLER_ID
+from ..errors import ConfigError
 from .chain import StsClientFactory
-from .errors import ConfigError
 
 USER_AGENT_EXTRA = "assume-provider"
+# The id of the botocore integration's ExpiredToken retry handler, which STS clients of the
+# chain must not carry (see make_client below).
+EXPIRED_TOKEN_HANDLER_ID = "assume-provider-expired-token"  # noqa: S105 - an event id
 
 # A credential fetch must not hang a request thread for botocore's default 60 s; botocore's
 # standard retry mode retries throttling and 5xx with backoff and jitter.

@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 POLICY_VERSION = "2012-10-17"
 

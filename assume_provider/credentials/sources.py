@@ -16,10 +16,10 @@ from typing import Any, Optional
 import botocore.credentials
 import botocore.session
 
-from .errors import SourceCredentialsError
-from .forksafe import ForkSafeLock, renew_in_child
-from .redaction import register_secret
-from .settings import Source
+from ..config.settings import Source
+from ..engine.forksafe import ForkSafeLock, renew_in_child
+from ..errors import SourceCredentialsError
+from ..redaction import register_secret
 
 # Set by `env` and `exec` to the access key ID they exported: those are account A's
 # credentials, never a valid source for assuming the chain again.
@@ -108,7 +108,7 @@ def _resolver_for(source: Source, session: botocore.session.Session) -> Any:
         try:
             profile_session.get_scoped_config()
         except botocore.exceptions.ProfileNotFound:
-            from .errors import ConfigError
+            from ..errors import ConfigError
 
             raise ConfigError(
                 f"invalid source 'profile:{source.profile}': profile '{source.profile}' is not "
