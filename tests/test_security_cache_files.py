@@ -23,8 +23,10 @@ from testbed import TestBed
 from assume_provider import redaction
 from assume_provider.botocore.provider import AssumeRoleChainProvider
 from assume_provider.cli import obtain as cli_credentials
-from assume_provider.cli.cache import key as cli_settings
+from assume_provider.cli import recursion
+from assume_provider.cli.cache.key import key_of
 from assume_provider.cli.cache.store import CacheUnavailable, DiskCache, Entry
+from assume_provider.config.inputs import SettingInputs
 from assume_provider.engine import shared
 
 NOW = 1_800_000_000.0
@@ -234,13 +236,12 @@ def test_the_cli_waits_for_a_held_lock_only_a_bounded_time(
     """Another process holding the entry's lock forever cannot block credential-process."""
     from assume_provider.cli import main
 
-    for name in (cli_settings.DEPTH_VAR, cli_settings.CHAIN_KEYS_VAR):
+    for name in (recursion.DEPTH_VAR, recursion.CHAIN_KEYS_VAR):
         monkeypatch.setenv(name, "")  # main() marks os.environ for children: restore it after
     monkeypatch.setattr(cli_credentials, "LOCK_TIMEOUT", 0.3)
     folder = tmp_path / "cache"
     role = aws_env.world.target_role_arn
-    inputs = cli_settings.RawInputs({"role_arn": role}, os.environ, None)
-    key = cli_settings.cache_key(cli_settings.key_material(inputs))
+    key = key_of(SettingInputs.from_environment({"role_arn": role}, os.environ))
     _cache(folder).close()
     holder = os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(holder, fcntl.LOCK_EX)

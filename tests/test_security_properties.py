@@ -20,17 +20,14 @@ from hypothesis import strategies as st
 from assume_provider.cli.cache.store import DiskCache, Entry
 from assume_provider.cli.env_cmd import export_line
 from assume_provider.cli.payload import iso8601
+from assume_provider.config.arns import PARTITIONS, role_arn_problem
+from assume_provider.config.inputs import SETTING_NAMES, SettingInputs, config_key, env_var
+from assume_provider.config.profiles import ConfigFiles, ProfileChoice
 from assume_provider.config.settings import (
-    PARTITIONS,
-    SETTING_NAMES,
-    ConfigProfile,
     Origin,
     Settings,
-    config_key,
-    env_var,
     parse_role_chain,
     resolve_settings,
-    role_arn_problem,
     sanitize_session_name,
 )
 from assume_provider.errors import ConfigError
@@ -94,9 +91,11 @@ def test_settings_parser_gives_settings_or_config_error(
             environ[env_var(name)] = text
         else:
             profile_values[config_key(name)] = text
-    profile = ConfigProfile("default", "/nonexistent/config", profile_values)
+    files = ConfigFiles.of_profiles({"default": dict(profile_values)}, "/nonexistent/config")
     try:
-        result = resolve_settings(arguments, environ, profile)
+        result = resolve_settings(
+            SettingInputs(arguments, environ, ProfileChoice("default", None), files)
+        )
     except ConfigError as exc:
         assert "invalid" in str(exc) or "unknown" in str(exc)
         return

@@ -19,13 +19,15 @@ import botocore.credentials
 import botocore.exceptions
 import botocore.session
 
-from ..config.settings import ConfigProfile, Settings, resolve_settings
+from ..config.inputs import SettingInputs
+from ..config.profiles import ConfigFiles, ProfileChoice, choose_profile, expand_path
+from ..config.settings import Settings, resolve_settings
 from ..credentials.chain import EXPIRED_TOKEN_CODES, HopResult, assume_chain, plan_hops
 from ..credentials.sources import SourceCredentials, SourceKey, source_key
 from ..credentials.sts import StsTarget, sts_client_factory, sts_target
 from ..engine import shared
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
-from ..errors import AssumeRoleError, ConfigError
+from ..errors import AssumeRoleError
 from .credentials import EngineCredentials
 
 logger = logging.getLogger(__name__)
@@ -33,24 +35,29 @@ logger = logging.getLogger(__name__)
 METHOD = "assume-provider"
 
 
-def session_profile(session: botocore.session.Session) -> ConfigProfile:
-    """The session's active profile, with the origin of its name in any error."""
-    name = session.get_config_variable("profile") or "default"
-    path = session.get_config_variable("config_file")
-    try:
-        values = session.get_scoped_config() or {}
-    except botocore.exceptions.ProfileNotFound:
-        named_by = "AWS_PROFILE" if os.environ.get("AWS_PROFILE") == name else "the session"
-        raise ConfigError(
-            f"profile '{name}' (named by {named_by}) is not in the AWS config file {path}"
-        ) from None
-    return ConfigProfile(name, os.path.expanduser(path) if path else None, dict(values))
+def session_inputs(
+    session: botocore.session.Session, arguments: Mapping[str, Any]
+) -> SettingInputs:
+    """The settings inputs of ``session``: its own profile and files, as botocore resolves them."""
+    name = session.get_config_variable("profile")
+    from_environment = choose_profile(os.environ)
+    if not name:
+        profile = from_environment
+    elif name == from_environment.name and from_environment.named_by is not None:
+        profile = from_environment
+    else:
+        profile = ProfileChoice(name, "the session")
+    files = ConfigFiles(
+        expand_path(session.get_config_variable("config_file")),
+        expand_path(session.get_config_variable("credentials_file")),
+    )
+    return SettingInputs(arguments, os.environ, profile, files)
 
 
 def resolve_session_settings(
     session: botocore.session.Session, arguments: Mapping[str, Any]
 ) -> Settings:
-    return resolve_settings(arguments, os.environ, session_profile(session))
+    return resolve_settings(session_inputs(session, arguments))
 
 
 @dataclass(frozen=True)
@@ -169,7 +176,8 @@ class AssumeRoleChainProvider(botocore.credentials.CredentialProvider):  # type:
     ) -> None:
         super().__init__(session)
         # Explicit arguments are checked now, so a typo fails at register()/install() time.
-        resolve_settings(arguments, {}, ConfigProfile("default", None, {}))
+        only_arguments = ProfileChoice("default", None), ConfigFiles.absent()
+        resolve_settings(SettingInputs(arguments, {}, *only_arguments))
         self.arguments = dict(arguments)
         self.enabled = True
 

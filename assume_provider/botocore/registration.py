@@ -24,7 +24,7 @@ from .credentials import (
     record_signing_key,
     retry_once_after_expired_token,
 )
-from .provider import METHOD, AssumeRoleChainProvider, session_profile
+from .provider import METHOD, AssumeRoleChainProvider, resolve_session_settings
 
 _lock = ForkSafeLock(threading.RLock)
 _providers: weakref.WeakKeyDictionary[botocore.session.Session, AssumeRoleChainProvider] = (
@@ -59,7 +59,8 @@ def _resolver_factory(session: botocore.session.Session, provider: AssumeRoleCha
         try:
             resolver = botocore.credentials.create_credential_resolver(session, region_name=region)
         except botocore.exceptions.ProfileNotFound:
-            session_profile(session)  # raises the ConfigError that names the profile's origin
+            # Raises the ConfigError that names the profile and what named it.
+            resolve_session_settings(session, provider.arguments)
             raise
         if all(existing.METHOD != METHOD for existing in resolver.providers):
             resolver.providers.insert(0, provider)

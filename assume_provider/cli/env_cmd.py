@@ -15,8 +15,8 @@ import argparse
 import sys
 from typing import Any
 
+from ..config.inputs import EXPORTED_KEY_ID_VAR
 from . import common
-from .cache.key import EXPORTED_KEY_ID_VAR
 from .cache.store import Entry
 from .obtain import obtain
 from .payload import iso8601

@@ -12,17 +12,12 @@ import os
 import time
 from typing import TYPE_CHECKING, Optional
 
+from ..config.inputs import SettingInputs
 from . import common
-from .cache.key import (
-    RawInputs,
-    cache_key,
-    check_recursion,
-    key_material,
-    load_cli_settings,
-    mark_for_children,
-)
+from .cache.key import key_of
 from .cache.store import CacheUnavailable, DiskCache, Entry, FileLock, LockTimeout, warn
 from .payload import iso8601
+from .recursion import check_recursion, mark_for_children
 
 if TYPE_CHECKING:
     from ..config.settings import Settings
@@ -30,6 +25,22 @@ if TYPE_CHECKING:
 # How long a process waits for another one fetching the same chain. STS calls time out
 # well before this (connect 5 s + read 10 s, a few attempts); past it we fetch ourselves.
 LOCK_TIMEOUT = 30.0
+
+
+def load_cli_settings(inputs: SettingInputs) -> Settings:
+    """Validated settings for a subcommand; ConfigError (exit 2) if no role is configured."""
+    from ..config.inputs import config_key, env_var
+    from ..config.settings import resolve_settings
+    from ..errors import ConfigError
+
+    settings = resolve_settings(inputs)
+    if not settings.active:
+        raise ConfigError(
+            f"no role to assume: give --role-arn, set {env_var('role_arn')}, or set "
+            f"{config_key('role_arn')} in profile '{inputs.profile.name}' of "
+            f"{inputs.files.config_path}"
+        )
+    return settings
 
 
 class Obtained:
@@ -44,10 +55,10 @@ def obtain(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) -
     """The chain's credentials, from the disk cache when it holds a fresh entry."""
     env = os.environ if environ is None else environ
     profile_name = getattr(args, "profile", None)
-    inputs = RawInputs(common.settings_arguments(args), env, profile_name)
+    inputs = SettingInputs.from_environment(common.settings_arguments(args), env, profile_name)
     if inputs.raw("role_arn") is None:
         load_cli_settings(inputs)  # raises the "no role to assume" ConfigError
-    key = cache_key(key_material(inputs))
+    key = key_of(inputs)
     cache: Optional[DiskCache] = None
     if not getattr(args, "no_cache", False):
         try:
@@ -60,7 +71,7 @@ def obtain(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) -
                 cache.close()
                 return Obtained(entry, from_cache=True)
     # A miss: validate (the hit path never needs to: entries exist only for valid inputs).
-    settings, _profile = load_cli_settings(inputs)
+    settings = load_cli_settings(inputs)
     check_recursion(key, env)
     if cache is None:
         return Obtained(fetch(settings, key, profile_name), from_cache=False)

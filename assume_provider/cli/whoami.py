@@ -13,18 +13,13 @@ import os
 import sys
 from typing import Any, Optional
 
-from ..config.settings import SETTING_NAMES, Settings
+from ..config.inputs import SETTING_NAMES, SettingInputs
+from ..config.settings import Settings
 from . import common
-from .cache.key import (
-    RawInputs,
-    cache_key,
-    check_recursion,
-    key_material,
-    load_cli_settings,
-    mark_for_children,
-)
-from .obtain import botocore_session
+from .cache.key import key_of
+from .obtain import botocore_session, load_cli_settings
 from .payload import iso8601
+from .recursion import check_recursion, mark_for_children
 
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -60,9 +55,11 @@ def _say(enabled: bool, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     text = not args.json
-    inputs = RawInputs(common.settings_arguments(args), os.environ, getattr(args, "profile", None))
-    settings, profile = load_cli_settings(inputs)
-    key = cache_key(key_material(inputs))
+    inputs = SettingInputs.from_environment(
+        common.settings_arguments(args), os.environ, getattr(args, "profile", None)
+    )
+    settings = load_cli_settings(inputs)
+    key = key_of(inputs)
     check_recursion(key, os.environ)
     mark_for_children(key, os.environ)
 
@@ -72,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.refresh import TemporaryCredentials
     from ..errors import AssumeRoleError
 
-    _say(text, f"settings (profile '{profile.name}' of {profile.path}):")
+    _say(text, f"settings (profile '{settings.profile}' of {inputs.files.config_path}):")
     for name in SETTING_NAMES:
         _say(text, f"  {name}: {_setting_value(settings, name)}  [{settings.origin(name)}]")
 

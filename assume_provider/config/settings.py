@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import functools
 import getpass
-import os
 import re
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
+
+from . import inputs
+from .arns import role_arn_problem
+from .inputs import SETTING_NAMES, SettingInputs, cache_folder, config_key, env_var
 
 ROLE_ARN = "role_arn"
 SOURCE = "source"
@@ -27,36 +30,6 @@ CACHE_DIR = "cache_dir"
 PREFETCH = "prefetch"
 REFRESH_WINDOW_SECONDS = "refresh_window_seconds"
 
-SETTING_NAMES = (
-    ROLE_ARN,
-    SOURCE,
-    EXTERNAL_ID,
-    SESSION_NAME,
-    DURATION_SECONDS,
-    CACHE_DIR,
-    PREFETCH,
-    REFRESH_WINDOW_SECONDS,
-)
-
-# The public names of each setting in each place it can come from (INTERFACE.md).
-ENV_PREFIX = "ASSUME_PROVIDER_"
-CONFIG_PREFIX = "assume_provider_"
-
-
-def env_var(name: str) -> str:
-    return ENV_PREFIX + name.upper()
-
-
-def config_key(name: str) -> str:
-    return CONFIG_PREFIX + name
-
-
-PARTITIONS = ("aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b")
-_ROLE_ARN_RE = re.compile(
-    r"arn:(?P<partition>[^:]+):iam::(?P<account>[^:]*):(?P<kind>[^/:]+)/(?P<path_name>.+)"
-)
-_ROLE_PATH_NAME_RE = re.compile(r"(?:/?[\x21-\x7e]+/)*[\w+=,.@-]{1,64}", re.ASCII)
-_OTHER_IAM_KINDS = ("user", "group", "policy", "instance-profile", "saml-provider", "oidc-provider")
 _SESSION_NAME_RE = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
 _SESSION_NAME_BAD_CHARS = re.compile(r"[^\w+=,.@-]", re.ASCII)
 _EXTERNAL_ID_RE = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
@@ -67,14 +40,23 @@ DEFAULT_DURATION = 3600
 SOURCE_KINDS = ("auto", "instance-metadata", "container", "environment")
 PROFILE_SOURCE_PREFIX = "profile:"
 
-DEFAULT_CACHE_DIR = os.path.join("~", ".aws", "assume-provider", "cache")
-
 
 @dataclass(frozen=True)
 class Origin:
     """Where one setting's value came from, in words a user can look up."""
 
     description: str
+
+    @staticmethod
+    def of(place: str, name: str, profile: str, path: Optional[str]) -> Origin:
+        """The origin for one of ``inputs``' places (argument, environment, config, default)."""
+        if place == inputs.ARGUMENT:
+            return Origin.argument(name)
+        if place == inputs.ENVIRONMENT:
+            return Origin.environment(name)
+        if place == inputs.CONFIG:
+            return Origin.config(name, profile, path)
+        return Origin.default()
 
     @staticmethod
     def argument(name: str) -> Origin:
@@ -109,15 +91,6 @@ class Source:
 
 
 @dataclass(frozen=True)
-class ConfigProfile:
-    """The active profile of the AWS config file: its name, file and keys."""
-
-    name: str
-    path: Optional[str]
-    values: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Settings:
     """Validated settings. ``role_arns`` empty means the provider is inactive."""
 
@@ -149,24 +122,6 @@ def _config_error(name: str, origin: Origin, value: object, allowed: str) -> Exc
     return ConfigError(f"invalid {name} {value!r} (from {origin}): {allowed}")
 
 
-def _lookup(
-    name: str,
-    arguments: Mapping[str, Any],
-    environ: Mapping[str, str],
-    profile: ConfigProfile,
-) -> tuple[Any, Origin]:
-    """The raw value of one setting and its origin, following the precedence rule."""
-    if arguments.get(name) is not None:
-        return arguments[name], Origin.argument(name)
-    value = environ.get(env_var(name))
-    if value is not None and value.strip() != "":
-        return value, Origin.environment(name)
-    value = profile.values.get(config_key(name))
-    if value is not None and value.strip() != "":
-        return value, Origin.config(name, profile.name, profile.path)
-    return None, Origin.default()
-
-
 def parse_role_chain(raw: Union[str, Sequence[str], None], origin: Origin) -> tuple[str, ...]:
     if raw is None:
         return ()
@@ -190,27 +145,6 @@ def parse_role_chain(raw: Union[str, Sequence[str], None], origin: Origin) -> tu
         if problem:
             raise _config_error(ROLE_ARN, origin, arn, problem)
     return arns
-
-
-def role_arn_problem(arn: str) -> Optional[str]:
-    """Why ``arn`` is not an IAM role ARN, or None if it is one."""
-    allowed = "expected arn:<partition>:iam::<12-digit account>:role/<path/name>"
-    if not arn:
-        return f"empty role ARN in the list; {allowed}"
-    match = _ROLE_ARN_RE.fullmatch(arn)
-    if not match:
-        return f"not an IAM role ARN; {allowed}"
-    if match["partition"] not in PARTITIONS:
-        return f"unknown partition {match['partition']!r}; partitions: {', '.join(PARTITIONS)}"
-    if not re.fullmatch(r"[0-9]{12}", match["account"]):
-        return f"account ID {match['account']!r} is not 12 digits; {allowed}"
-    if match["kind"] in _OTHER_IAM_KINDS:
-        return f"this is an IAM {match['kind']} ARN, not a role ARN; {allowed}"
-    if match["kind"] != "role":
-        return f"not an IAM role ARN; {allowed}"
-    if len(match["path_name"]) > 512 + 64 or not _ROLE_PATH_NAME_RE.fullmatch(match["path_name"]):
-        return f"invalid role name or path; {allowed} (name: 1-64 of letters, digits, +=,.@_-)"
-    return None
 
 
 def parse_source(raw: Any, origin: Origin) -> Source:
@@ -267,11 +201,9 @@ def parse_session_name(raw: Any, origin: Origin) -> str:
 
 
 def parse_cache_dir(raw: Any, origin: Origin) -> str:
-    if raw is None:
-        return os.path.expanduser(DEFAULT_CACHE_DIR)
-    if not isinstance(raw, str) or not raw.strip() or "\0" in raw:
+    if raw is not None and (not isinstance(raw, str) or not raw.strip() or "\0" in raw):
         raise _config_error(CACHE_DIR, origin, raw, "expected a folder path")
-    return os.path.abspath(os.path.expanduser(raw))
+    return cache_folder(raw)
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -325,13 +257,9 @@ def default_session_name() -> str:
     return sanitize_session_name(f"{user}@{host}")
 
 
-def resolve_settings(
-    arguments: Mapping[str, Any],
-    environ: Mapping[str, str],
-    profile: ConfigProfile,
-) -> Settings:
-    """Combine the three places settings come from; raise ConfigError on any invalid value."""
-    unknown = set(arguments) - set(SETTING_NAMES)
+def resolve_settings(given: SettingInputs) -> Settings:
+    """Validate the winning value of every setting; raise ConfigError on any invalid one."""
+    unknown = set(given.arguments) - set(SETTING_NAMES)
     if unknown:
         from ..errors import ConfigError
 
@@ -339,10 +267,19 @@ def resolve_settings(
             f"unknown setting(s) {', '.join(sorted(unknown))}; "
             f"settings are {', '.join(SETTING_NAMES)}"
         )
-    raw: dict[str, tuple[Any, Origin]] = {
-        name: _lookup(name, arguments, environ, profile) for name in SETTING_NAMES
-    }
-    origins = {name: origin for name, (_, origin) in raw.items()}
+    profile = given.profile
+    if profile.must_exist and given.profile_values() is None:
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"profile '{profile.name}' (named by {profile.named_by}) is not in the AWS config "
+            f"file {given.files.config_path} or the credentials file "
+            f"{given.files.credentials_path}"
+        )
+    raw: dict[str, tuple[Any, Origin]] = {}
+    for name in SETTING_NAMES:
+        value, place = given.lookup(name)
+        raw[name] = (value, Origin.of(place, name, profile.name, given.files.config_path))
     return Settings(
         role_arns=parse_role_chain(*raw[ROLE_ARN]),
         source=parse_source(*raw[SOURCE]),
@@ -353,5 +290,5 @@ def resolve_settings(
         profile=profile.name,
         prefetch=parse_prefetch(*raw[PREFETCH]),
         refresh_window_seconds=parse_refresh_window(*raw[REFRESH_WINDOW_SECONDS]),
-        origins=origins,
+        origins={name: origin for name, (_, origin) in raw.items()},
     )

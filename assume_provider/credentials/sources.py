@@ -16,6 +16,7 @@ from typing import Any, Optional
 import botocore.credentials
 import botocore.session
 
+from ..config.inputs import EXPORTED_KEY_ID_VAR
 from ..config.settings import Source
 from ..engine.forksafe import ForkSafeLock, renew_in_child
 from ..errors import SourceCredentialsError
@@ -23,7 +24,6 @@ from ..redaction import register_secret
 
 # Set by `env` and `exec` to the access key ID they exported: those are account A's
 # credentials, never a valid source for assuming the chain again.
-EXPORTED_KEY_ID_VAR = "ASSUME_PROVIDER_EXPORTED_KEY_ID"
 _ENV_CREDENTIAL_VARS = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",

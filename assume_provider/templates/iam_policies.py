@@ -17,11 +17,11 @@ import re
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
+from ..config.arns import PARTITIONS, role_arn_problem
 from ..errors import ConfigError
 
 POLICY_VERSION = "2012-10-17"
 
-PARTITIONS = ("aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b")
 
 # A policy Resource value: a literal ARN, or a CloudFormation ``{"Fn::Sub": "..."}``.
 Resource = Union[str, dict[str, str]]
@@ -86,13 +86,8 @@ _PARTITION = "(?:" + "|".join(re.escape(p) for p in PARTITIONS) + ")"
 _REGION = r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}"
 _ACCOUNT = r"[0-9]{12}"  # not \d: that matches non-ASCII digits too
 _TABLE_NAME = r"[A-Za-z0-9_.-]{3,255}"
-# IAM paths are "/" or "/segments/" of printable ASCII; wildcards are refused so that a
-# trust principal or an AssumeRole resource can never match more than one role.
-_ROLE_PATH = r"/(?:[\x21-\x29\x2B-\x3E\x40-\x7E]+/)*"  # 0x21-0x7E minus * and ?
-_ROLE_NAME = r"[A-Za-z0-9+=,.@_-]{1,64}"
 _KMS_KEY_ID = r"(?:mrk-[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})"
 
-_ROLE_ARN_RE = re.compile(rf"arn:{_PARTITION}:iam::{_ACCOUNT}:role{_ROLE_PATH}{_ROLE_NAME}")
 _TABLE_NAME_RE = re.compile(_TABLE_NAME)
 _TABLE_ARN_RE = re.compile(
     rf"arn:{_PARTITION}:dynamodb:{_REGION}:{_ACCOUNT}:table/(?P<name>{_TABLE_NAME})"
@@ -109,8 +104,11 @@ _ROLE_ARN_ALLOWED = (
 
 def validate_role_arn(value: str, option: str) -> str:
     """Return ``value`` if it is one IAM role ARN; ``option`` names the setting in errors."""
-    if not _ROLE_ARN_RE.fullmatch(value):
-        raise ConfigError(f"{option} {value!r} is not a valid IAM role ARN: {_ROLE_ARN_ALLOWED}")
+    problem = role_arn_problem(value, allow_wildcards=False)
+    if problem is not None:
+        raise ConfigError(
+            f"{option} {value!r} is not a valid IAM role ARN ({problem}): {_ROLE_ARN_ALLOWED}"
+        )
     return value
 
 

@@ -1,11 +1,11 @@
 """``credential-process`` answered from the disk cache, before argparse is even imported.
 
 The AWS CLI runs ``credential_process`` on every command, so this path imports only the
-cache modules (no argparse, json, re, typing, configparser, botocore): the command then
-costs little more than the interpreter's own start. It reads the command line by hand and
-gives up (returns None, and the full command line runs) on anything it does not fully
-understand: an unknown or abbreviated option, ``--debug``, ``--no-cache``, a cache folder
-set in the config file, a miss. It never prints an error of its own.
+cache modules and the settings inputs (no argparse, json, re, typing, botocore; configparser
+only when a config file names a cache folder): the command then costs little more than the
+interpreter's own start. It reads the command line by hand and gives up (returns None, and
+the full command line runs) on anything it does not fully understand: an unknown or
+abbreviated option, ``--debug``, ``--no-cache``, a miss. It never prints an error of its own.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import sys
 
+from ...config.inputs import SettingInputs
 from ..payload import credential_process_document
-from .key import RawInputs, cache_folder, cache_key, key_material
+from .key import key_of
 from .store import CacheUnavailable, DiskCache
 
 TYPE_CHECKING = False
@@ -58,30 +59,23 @@ def parse_options(argv: Sequence[str]) -> Optional[dict[str, str]]:
     return options
 
 
-def _config_may_set_cache_dir(path: str) -> bool:
-    """Whether the config file could name a cache folder (then only the full path reads it)."""
-    try:
-        with open(path, "rb") as config:
-            return b"assume_provider_cache_dir" in config.read()
-    except OSError:
-        return False
-
-
 def serve_from_cache(argv: Sequence[str]) -> Optional[int]:
     """Print the cached credentials and return 0, or None to run the full command line."""
     options = parse_options(argv)
     if options is None:
         return None
     profile = options.pop("profile", None)
-    inputs = RawInputs(options, os.environ, profile)
-    folder = inputs.given("cache_dir")
-    if folder is None and _config_may_set_cache_dir(inputs.config_file):
-        return None
-    # The key never reads the config file's content (its stamp stands for it), and an entry
+    inputs = SettingInputs.from_environment(options, os.environ, profile)
+    # The same folder the full command line would use (a config file names one rarely, and
+    # only then is it parsed here); the key covers the config files' bytes, and an entry
     # exists only for inputs that were validated when it was written: no checks needed.
-    key = cache_key(key_material(inputs))
     try:
-        cache = DiskCache(cache_folder(folder)).open()
+        folder = inputs.cache_dir()
+    except Exception:  # noqa: BLE001 - e.g. an unparsable file: the full path explains it
+        return None
+    key = key_of(inputs)
+    try:
+        cache = DiskCache(folder).open()
     except (CacheUnavailable, OSError):
         return None  # the full path explains what is wrong with the folder
     try:
