@@ -45,3 +45,22 @@ def run_aws(
 def write_config(env: Mapping[str, str], text: str) -> None:
     with open(env["AWS_CONFIG_FILE"], "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def _imported_modules(importtime_output: str) -> set[str]:
+    return {line.split("|")[-1].strip() for line in importtime_output.splitlines() if "|" in line}
+
+
+def modules_the_tool_imports(
+    args: Sequence[str], env: Mapping[str, str]
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run the tool under ``-X importtime``: its result, and the modules it imported beyond
+    those the interpreter's own start-up imports (e.g. through .pth hooks)."""
+    script = TOOL[-1] if TOOL[0] != sys.executable else None
+    prefix = [sys.executable, "-X", "importtime"]
+    command = [*prefix, script, *args] if script else [*prefix, "-m", "assume_provider", *args]
+    done = subprocess.run(command, env=dict(env), capture_output=True, text=True, timeout=60)
+    bare = subprocess.run(
+        [*prefix, "-c", "pass"], env=dict(env), capture_output=True, text=True, timeout=60
+    )
+    return done, _imported_modules(done.stderr) - _imported_modules(bare.stderr)

@@ -6,10 +6,16 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
-from cli_support import AWS, TOOL, run_aws, run_tool, tool_command_line, write_config
+from cli_support import (
+    AWS,
+    modules_the_tool_imports,
+    run_aws,
+    run_tool,
+    tool_command_line,
+    write_config,
+)
 from testbed import TestBed
 
 
@@ -108,28 +114,13 @@ def test_cache_hit_imports_neither_botocore_nor_boto3(
 ) -> None:
     args = ["credential-process", "--role-arn", aws_env.world.target_role_arn]
     assert run_tool(args, subprocess_env).returncode == 0  # warm the cache
-    script = TOOL[-1] if TOOL[0] != sys.executable else None
-    command = (
-        [sys.executable, "-X", "importtime", script, *args]
-        if script
-        else [sys.executable, "-X", "importtime", "-m", "assume_provider", *args]
-    )
-    hit = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=60)
+    hit, imported = modules_the_tool_imports(args, subprocess_env)
     assert hit.returncode == 0, hit.stderr
-    imported = _imported_modules(hit.stderr)
     assert "assume_provider.cli.cache.store" in imported  # the measurement really covers the tool
     assert not {name for name in imported if name.split(".")[0] in ("botocore", "boto3")}
     # Nor the command line's own heavier modules: a hit is answered before argparse.
-    # (Modules that the interpreter's own start-up imports, e.g. through .pth hooks, aside.)
-    bare = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "pass"],
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
     heavy = {"argparse", "json", "configparser", "typing", "assume_provider.config.settings"}
-    assert not (imported - _imported_modules(bare.stderr)) & heavy
+    assert not imported & heavy
     assert aws_env.proxy.count(action="AssumeRole") == 1
 
 
@@ -242,7 +233,3 @@ def test_debug_after_the_subcommand_logs_without_any_secret(
         bed.imds.credentials.token,
     ):
         assert secret not in result.stderr
-
-
-def _imported_modules(importtime_output: str) -> set[str]:
-    return {line.split("|")[-1].strip() for line in importtime_output.splitlines() if "|" in line}
