@@ -163,21 +163,24 @@ def parse_source(raw: Any, origin: Origin) -> Source:
     raise _config_error(SOURCE, origin, raw, allowed)
 
 
-def parse_duration(raw: Any, origin: Origin) -> int:
-    allowed = f"expected whole seconds from {MIN_DURATION} to {MAX_DURATION}"
-    if raw is None:
-        return DEFAULT_DURATION
-    if isinstance(raw, bool):
-        raise _config_error(DURATION_SECONDS, origin, raw, allowed)
-    if isinstance(raw, int):
+def _whole_seconds(name: str, raw: Any, origin: Origin, low: int, high: int) -> int:
+    """A number of seconds from ``low`` to ``high``: an int, or digits in a string."""
+    allowed = f"expected whole seconds from {low} to {high}"
+    if isinstance(raw, int) and not isinstance(raw, bool):
         seconds = raw
     elif isinstance(raw, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", raw):
         seconds = int(raw)
     else:
-        raise _config_error(DURATION_SECONDS, origin, raw, allowed)
-    if not MIN_DURATION <= seconds <= MAX_DURATION:
-        raise _config_error(DURATION_SECONDS, origin, raw, allowed)
+        raise _config_error(name, origin, raw, allowed)
+    if not low <= seconds <= high:
+        raise _config_error(name, origin, raw, allowed)
     return seconds
+
+
+def parse_duration(raw: Any, origin: Origin) -> int:
+    if raw is None:
+        return DEFAULT_DURATION
+    return _whole_seconds(DURATION_SECONDS, raw, origin, MIN_DURATION, MAX_DURATION)
 
 
 def parse_external_id(raw: Any, origin: Origin) -> Optional[str]:
@@ -221,20 +224,9 @@ def parse_prefetch(raw: Any, origin: Origin) -> bool:
 
 
 def parse_refresh_window(raw: Any, origin: Origin) -> Optional[int]:
-    allowed = f"expected whole seconds from 0 to {MAX_DURATION}"
     if raw is None:
         return None
-    if isinstance(raw, bool):
-        raise _config_error(REFRESH_WINDOW_SECONDS, origin, raw, allowed)
-    if isinstance(raw, int):
-        seconds = raw
-    elif isinstance(raw, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", raw):
-        seconds = int(raw)
-    else:
-        raise _config_error(REFRESH_WINDOW_SECONDS, origin, raw, allowed)
-    if not 0 <= seconds <= MAX_DURATION:
-        raise _config_error(REFRESH_WINDOW_SECONDS, origin, raw, allowed)
-    return seconds
+    return _whole_seconds(REFRESH_WINDOW_SECONDS, raw, origin, 0, MAX_DURATION)
 
 
 def sanitize_session_name(text: str) -> str:
