@@ -408,8 +408,7 @@ class RefreshingCredentials:
                 self._error_tb = exc.__traceback__
                 self._error_until = now + self._error_memory
             elif entry is not None:
-                low, high = self._backoff
-                backoff = low + (high - low) * self._random()
+                backoff = self._backoff_for(entry, now)
                 self._backoff_until = now + backoff
         if not recoverable:
             logger.warning(
@@ -435,6 +434,13 @@ class RefreshingCredentials:
             backoff,
         )
         return entry.credentials
+
+    def _backoff_for(self, entry: Optional[_Entry], now: float) -> float:
+        """A jittered backoff, never longer than the cached credentials have left."""
+        low, high = self._backoff
+        backoff = low + (high - low) * self._random()
+        left = entry.expires_at - now if entry is not None else 0.0
+        return min(backoff, left) if left > 0 else backoff
 
     # -- schedule ------------------------------------------------------------------------
 
@@ -499,8 +505,7 @@ class RefreshingCredentials:
         try:
             self._refresh_locked()
         except Exception:  # noqa: BLE001 - already logged; callers see it themselves
-            low, high = self._backoff
-            return low + (high - low) * self._random()  # not again every error_memory
+            return self._backoff_for(self._entry, self._clock())  # not again every error_memory
         finally:
             self._refresh_lock.release()
         return self._prefetch_delay(self._clock()) or 0.0
