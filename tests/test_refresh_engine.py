@@ -15,12 +15,12 @@ from refresh_fakes import T0, AccessDenied, FakeClock, SourceDown
 
 import assume_provider.engine.refresh as refresh_module
 from assume_provider.engine.refresh import (
-    JITTER_FRACTION,
     RefreshingCredentials,
     StaleCredentialsError,
     TemporaryCredentials,
     advisory_window_for,
 )
+from assume_provider.engine.schedule import JITTER_FRACTION
 
 TIMEOUT = 5.0
 
@@ -317,7 +317,7 @@ def test_prefetch_thread_refreshes_and_close_stops_it() -> None:
         fetch, clock=clock, random=lambda: 0.0, initial=due, prefetch=True
     )
     try:
-        thread = engine._thread
+        thread = engine._prefetcher.thread
         assert thread is not None and thread.daemon
         assert fetched.wait(TIMEOUT)
         for _ in range(100):  # the thread publishes right after the fetch returns
@@ -349,18 +349,31 @@ def test_with_prefetch_callers_leave_the_thread_time_to_go_first() -> None:
 
 def test_prefetch_off_by_default() -> None:
     engine, _, _ = make()
-    assert engine._thread is None
+    assert engine._prefetcher.thread is None
 
 
 @pytest.mark.skipif(sys.version_info < (3, 10), reason="sys.stdlib_module_names is 3.10+")
 def test_engine_imports_only_the_standard_library() -> None:
-    tree = ast.parse(Path(refresh_module.__file__).read_text(encoding="utf-8"))
+    """refresh.py and every engine module it imports, transitively: stdlib and each other."""
+    engine_dir = Path(refresh_module.__file__).parent
+    seen: set[str] = set()
+    pending = ["refresh"]
     imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse((engine_dir / f"{name}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1 and node.module, f"{name}.py leaves engine/"
+                pending.append(node.module)  # a sibling in engine/: check it as well
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+    assert {"schedule", "policy", "prefetch"} <= seen
     assert imported
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
 
