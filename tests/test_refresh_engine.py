@@ -15,12 +15,12 @@ from refresh_fakes import T0, AccessDenied, FakeClock, SourceDown
 
 import assume_provider.engine.refresh as refresh_module
 from assume_provider.engine.refresh import (
-    JITTER_FRACTION,
     RefreshingCredentials,
     StaleCredentialsError,
     TemporaryCredentials,
     advisory_window_for,
 )
+from assume_provider.engine.schedule import JITTER_FRACTION
 
 TIMEOUT = 5.0
 
@@ -317,7 +317,7 @@ def test_prefetch_thread_refreshes_and_close_stops_it() -> None:
         fetch, clock=clock, random=lambda: 0.0, initial=due, prefetch=True
     )
     try:
-        thread = engine._thread
+        thread = engine._prefetcher.thread
         assert thread is not None and thread.daemon
         assert fetched.wait(TIMEOUT)
         for _ in range(100):  # the thread publishes right after the fetch returns
@@ -349,17 +349,120 @@ def test_with_prefetch_callers_leave_the_thread_time_to_go_first() -> None:
 
 def test_prefetch_off_by_default() -> None:
     engine, _, _ = make()
-    assert engine._thread is None
+    assert engine._prefetcher.thread is None
 
 
 @pytest.mark.skipif(sys.version_info < (3, 10), reason="sys.stdlib_module_names is 3.10+")
 def test_engine_imports_only_the_standard_library() -> None:
-    tree = ast.parse(Path(refresh_module.__file__).read_text(encoding="utf-8"))
+    """refresh.py and every engine module it imports, transitively: stdlib and each other."""
+    engine_dir = Path(refresh_module.__file__).parent
+    seen: set[str] = set()
+    pending = ["refresh"]
     imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse((engine_dir / f"{name}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1 and node.module, f"{name}.py leaves engine/"
+                pending.append(node.module)  # a sibling in engine/: check it as well
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+    assert {"schedule", "policy", "prefetch"} <= seen
     assert imported
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+
+
+# -- a backoff never outlasts the credentials it protects ------------------------------
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.5, 0.999])
+def test_refresh_failing_30s_before_expiry_is_retried_within_a_minute_of_expiry(
+    draw: float,
+) -> None:
+    engine, source, clock = make(draw=draw)  # a 300-600 s backoff once it fails
+    first = engine.get()
+    expiration = T0 + 3600
+    clock.now = expiration - 30  # blocking window: this caller waits for the refresh
+    source.error = SourceDown("Throttling: Rate exceeded")
+    assert engine.get() is first
+    assert source.calls == 2
+    source.error = None  # the source is back
+
+    contacted_at = None
+    while clock.now <= expiration + 60:  # a caller asks every 10 s of fake time
+        clock.now += 10
+        served = engine.get()
+        if source.calls == 3:
+            contacted_at = clock.now
+            break
+        assert served is first  # the backoff still holds: the cache is served
+    assert contacted_at is not None, "the source was not contacted within a minute of expiry"
+    assert expiration <= contacted_at <= expiration + 60
+    assert served is source.last and served is not first
+
+
+def test_backoff_while_valid_ends_at_expiry_then_the_full_backoff_resumes() -> None:
+    engine, source, clock = make(draw=0.5)  # 450 s
+    first = engine.get()
+    expiration = T0 + 3600
+    clock.now = expiration - 30
+    source.error = SourceDown("down")
+    assert engine.get() is first
+    clock.now = expiration - 0.001
+    assert engine.get() is first  # inside the backoff, which ends when the credentials do
+    assert source.calls == 2 and engine.stats.rate_limited == 1
+    engine.invalidate()
+    assert engine.get() is first  # no contact during a backoff, even after an invalidate
+    assert source.calls == 2
+
+    clock.now = expiration
+    assert engine.get() is first  # retried at expiry; fails again; expired ones are served
+    assert source.calls == 3
+    clock.now = expiration + 450 - 0.01  # expired credentials: the whole drawn backoff
+    assert engine.get() is first
+    assert source.calls == 3
+    source.error = None
+    clock.now += 0.02
+    assert engine.get() is source.last
+    assert source.calls == 4
+
+
+def test_backoff_far_from_expiry_is_not_shortened() -> None:
+    engine, source, clock = make(draw=0.5)  # 450 s
+    first = engine.get()
+    clock.now = T0 + 3600 - 600  # early window, 10 minutes left
+    source.error = SourceDown("down")
+    engine.get()
+    clock.now += 450 - 0.01
+    assert engine.get() is first
+    assert source.calls == 2
+    clock.now += 0.02
+    engine.get()
+    assert source.calls == 3
+
+
+def test_prefetch_sleep_after_a_failure_ends_at_expiry() -> None:
+    engine, source, clock = make(draw=0.5)  # 450 s
+    engine.get()
+    expiration = T0 + 3600
+    clock.now = expiration - 30
+    source.error = SourceDown("down")
+    assert engine._prefetch_step() == pytest.approx(30.0)  # the backoff ends at expiry
+    assert source.calls == 2
+    source.error = AccessDenied("AccessDenied")
+    clock.now = expiration  # the backoff is over: the thread tries again, fatally
+    assert engine._prefetch_step() == pytest.approx(450.0)  # expired: the full backoff
+    assert source.calls == 3
+
+    engine, source, clock = make(draw=0.5)
+    engine.get()
+    clock.now = expiration - 30
+    source.error = AccessDenied("AccessDenied")
+    assert engine._prefetch_step() == pytest.approx(30.0)  # fatal: sleeps until expiry only
+    assert source.calls == 2

@@ -82,19 +82,19 @@ def test_child_keeps_valid_cached_credentials_and_restarts_prefetch() -> None:
 
     engine = RefreshingCredentials(fetch, clock=lambda: T0, initial=cached, prefetch=True)
     try:
-        parent_thread = engine._thread
+        parent_thread = engine._prefetcher.thread
         assert parent_thread is not None and parent_thread.is_alive()
 
         def child() -> bool:
-            no_thread_yet = engine._thread is None
+            no_thread_yet = engine._prefetcher.thread is None
             served = engine.get() is cached and engine.get() is cached
-            thread = engine._thread
+            thread = engine._prefetcher.thread
             restarted = thread is not None and thread.is_alive() and thread is not parent_thread
             engine.close()
             return no_thread_yet and served and restarted and not fetched
 
         assert in_child(child) == 0
-        assert engine._thread is parent_thread  # the parent's engine is untouched
+        assert engine._prefetcher.thread is parent_thread  # the parent's engine is untouched
     finally:
         engine.close()
     assert not fetched

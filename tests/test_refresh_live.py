@@ -180,3 +180,36 @@ def test_soak_twenty_four_hours_with_five_percent_of_sts_calls_failing(
     assert failures == 0
     # 1-hour credentials refreshed in their 15-minute early window: about 32 a day.
     assert 24 <= attempts - faulted <= 40
+
+
+def test_sts_failing_30s_before_expiry_is_asked_again_within_a_minute_of_expiry(
+    aws_env: TestBed, fake_clock: FakeClock
+) -> None:
+    session = boto3.Session()
+    session._session.set_default_client_config(
+        botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1})
+    )
+    assume_provider.register(session, role_arn=aws_env.world.target_role_arn)
+    get_item(session, aws_env)
+    expiration = fake_clock.now + 3600  # moto issues 1-hour credentials in fake time
+    cached_key = aws_env.proxy.calls(action="GetItem")[0].access_key_id
+    aws_env.proxy.inject(
+        Fault.error("InternalFailure", 503, "down"), action="AssumeRole", times=None
+    )
+
+    fake_clock.advance(3600 - 30)  # blocking window: this request waits for a refresh
+    assert "Item" in get_item(session, aws_env)  # it fails; the cached credentials serve
+    assert aws_env.proxy.count(action="AssumeRole") == 2
+    aws_env.proxy.clear_faults()  # STS is back
+
+    asked_at = None
+    while fake_clock.now <= expiration + 60:  # a request every 10 s of fake time
+        fake_clock.advance(10)
+        assert "Item" in get_item(session, aws_env)
+        if aws_env.proxy.count(action="AssumeRole") == 3:
+            asked_at = fake_clock.now
+            break
+    assert asked_at is not None, "STS was not asked again within a minute of expiry"
+    assert expiration <= asked_at <= expiration + 60
+    last = aws_env.proxy.calls(action="GetItem")[-1]
+    assert last.access_key_id != cached_key  # signed with the refreshed credentials

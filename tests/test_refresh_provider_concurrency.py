@@ -81,16 +81,28 @@ def test_sixty_four_threads_with_sts_down_make_one_attempt_and_are_all_served(
         Fault.error("InternalFailure", 503, "down"), action="AssumeRole", times=None
     )
 
+    def attempts() -> int:
+        return aws_env.proxy.count(action="AssumeRole") - 1
+
     fake_clock.advance(3600 - 30)
     first_storm = run_together(readers)
-    attempts_after_first_storm = aws_env.proxy.count(action="AssumeRole") - 1
-    fake_clock.advance(120)  # now expired, and still inside the 300-600 s backoff
+    attempts_after_first_storm = attempts()
+    fake_clock.advance(20)  # 10 s left, inside the backoff (cut to the 30 s they had)
     second_storm = run_together(readers)
+    attempts_after_second_storm = attempts()
+    fake_clock.advance(100)  # expired: the backoff is over, one more refresh, which fails
+    third_storm = run_together(readers)
+    attempts_after_third_storm = attempts()
+    fake_clock.advance(120)  # expired, and inside the 300-600 s backoff that follows
+    fourth_storm = run_together(readers)
 
-    assert first_storm == [None] * THREADS and second_storm == [None] * THREADS
+    for storm in (first_storm, second_storm, third_storm, fourth_storm):
+        assert storm == [None] * THREADS
     # One refresh (botocore's standard mode makes up to 3 attempts), not one per thread.
     assert 1 <= attempts_after_first_storm <= 3
-    assert aws_env.proxy.count(action="AssumeRole") - 1 == attempts_after_first_storm
+    assert attempts_after_second_storm == attempts_after_first_storm
+    assert 1 <= attempts_after_third_storm - attempts_after_second_storm <= 3
+    assert attempts() == attempts_after_third_storm
     assert {call.access_key_id for call in aws_env.proxy.calls(action="GetItem")} == {cached_key}
 
 

@@ -143,16 +143,29 @@ def test_mandatory_window_single_flight_failure_then_backoff() -> None:
     assert all(result is h.cached for result in results)
 
     h.answer = fail
-    h.clock.now += 400  # inside the 420 s backoff; the credentials have expired by now
+    h.clock.now += 29  # inside the backoff, cut from 420 s to the 30 s the credentials had
     results = run_threads(THREADS, h.engine.get)
     assert h.calls == 1
     assert all(result is h.cached for result in results)
     assert h.engine.stats.rate_limited == THREADS
 
+    h.clock.now += 1  # expired, so the backoff is over: one more attempt, single flight
+    h.after_others_queue(fail)
+    results = run_threads(THREADS, h.engine.get)
+    assert h.calls == 2, "every waiting thread retried the source"
+    assert all(result is h.cached for result in results)  # expired ones are still served
+
+    h.answer = fail
+    h.clock.now += 400  # inside the 420 s backoff that expired credentials get
+    results = run_threads(THREADS, h.engine.get)
+    assert h.calls == 2
+    assert all(result is h.cached for result in results)
+    assert h.engine.stats.rate_limited == 2 * THREADS
+
     h.clock.now += 21  # past the backoff: exactly one more attempt, still single flight
     h.after_others_queue(h.fresh)
     results = run_threads(THREADS, h.engine.get)
-    assert h.calls == 2
+    assert h.calls == 3
     assert all(result is h.new for result in results)
 
 

@@ -3,8 +3,9 @@
 After ``os.fork()`` (gunicorn and uwsgi pre-fork, multiprocessing) the child has only the
 forking thread; a lock another thread held at that moment would stay held forever. These
 locks are replaced in the child, so module state guarded by them stays usable there, and
-objects registered with ``renew_in_child`` get their ``_after_fork_in_child()`` called.
-(The refresh engine has its own hook: it stays free of this package's imports.)
+objects registered with ``renew_in_child`` get their ``_after_fork_in_child()`` called
+(the refresh engine's instances among them). Standard library only, like the rest of the
+engine, so the engine can use it and still import nothing else of this package.
 """
 
 from __future__ import annotations

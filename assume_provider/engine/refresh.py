@@ -1,24 +1,50 @@
-"""The identity cache: decides when to fetch credentials again, so the source is asked rarely.
+"""The identity cache: a single-flight cache that executes the refresh policy for one source.
 
 Pure Python (no botocore) so it can be tested with an injected clock, lock and randomness.
-It implements AWS's 2026 cross-SDK refresh behaviour: an early (advisory) refresh window
-chosen from the credential lifetime, a blocking (mandatory) window one minute before
-expiry, single-flight refreshes, a jittered backoff after failures while the cached
-credentials keep being served, and a short memory of errors that retrying cannot fix.
+It implements AWS's 2026 cross-SDK refresh behaviour; the parts live where they can be
+read on their own:
+
+- ``schedule.py``: when cached credentials fall due (the windows, the jittered start);
+- ``policy.py``: what a call does about it, as the ordered rules, and how long to back off;
+- this module: the cache itself, the hot path, the single flight that carries out the
+  decision, and the record of failures the policy reads;
+- ``prefetch.py``: the optional background refresh;
+- ``forksafe.py``: the after-fork hook that gives a forked child fresh locks.
+
+The hot path (valid credentials) is one clock read and one tuple comparison, with no lock:
+the time the cache next falls due is precomputed and published with the credentials.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random as _random
 import threading
 import time
-import weakref
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from types import TracebackType
-from typing import Callable, Optional, Protocol
+from functools import partial
+from typing import Callable, Optional
+
+from .forksafe import renew_in_child
+from .model import (
+    NO_CREDENTIALS,
+    Lock,
+    RefreshStats,
+    StaleCredentialsError,
+    TemporaryCredentials,
+    default_is_recoverable,
+    utc_text,
+)
+from .policy import (
+    NO_SETBACK,
+    Decision,
+    Setback,
+    after_failure,
+    backoff_after_failure,
+    decide,
+    failure_text,
+)
+from .prefetch import PREFETCH_MAX_SLEEP, Prefetcher, sleep_before_refresh
+from .schedule import Entry, advisory_window_for, schedule
 
 __all__ = [
     "RefreshStats",
@@ -31,133 +57,7 @@ __all__ = [
 
 logger = logging.getLogger("assume_provider.engine.refresh")
 
-_INF = float("inf")
 _NEG_INF = float("-inf")
-
-#: Early refresh starts somewhere in this first fraction of the advisory window (up to the
-#: mandatory window), so a fleet started together does not refresh together.
-JITTER_FRACTION = 0.5
-#: Never schedule a refresh of freshly fetched credentials before this fraction of their
-#: lifetime has passed: short-lived credentials must not be refreshed on every call.
-MIN_LIFETIME_FRACTION = 0.25
-#: With prefetch on, callers leave the prefetch thread this long to refresh before they
-#: refresh themselves (it wakes at the window start; they only act if it is late or dead).
-PREFETCH_GRACE = 30.0
-#: The prefetch thread re-reads the clock at least this often (clock jumps, suspend).
-PREFETCH_MAX_SLEEP = 60.0
-
-
-@dataclass(frozen=True, repr=False)
-class TemporaryCredentials:
-    """One set of credentials with its expiry; the repr hides secrets so logs never leak them."""
-
-    access_key_id: str
-    secret_access_key: str
-    session_token: Optional[str]
-    expiration: Optional[float]  # POSIX seconds (UTC); None = never expires
-
-    def __repr__(self) -> str:
-        """Show only what is safe to log: the access key id and the expiry."""
-        return (
-            f"TemporaryCredentials(access_key_id={self.access_key_id!r}, "
-            f"expiration={self.expiration!r})"
-        )
-
-
-@dataclass(frozen=True)
-class RefreshStats:
-    """Counters a caller can check to see how often the source was really asked."""
-
-    fetches: int  # times the source was contacted
-    failures: int  # of those, how many failed (stale credentials included)
-    rate_limited: int  # calls that needed a refresh but were served the cache during a backoff
-
-
-class StaleCredentialsError(RuntimeError):
-    """The source returned credentials that had already expired: treated as a failed refresh."""
-
-    recoverable = True
-
-    def __init__(self, credentials: TemporaryCredentials, now: float) -> None:
-        super().__init__(
-            f"the credential source returned credentials {credentials.access_key_id} that "
-            f"expired at {credentials.expiration} (now {now:.0f})"
-        )
-        self.access_key_id = credentials.access_key_id
-        self.expiration = credentials.expiration
-
-
-class Lock(Protocol):
-    """What the engine needs from a lock, so tests can inject one that records its use."""
-
-    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool:
-        """Take the lock (non-blocking for the advisory window)."""
-
-    def release(self) -> None:
-        """Give the lock back."""
-
-    def __enter__(self) -> bool:
-        """Hold the lock for a few assignments."""
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        traceback: Optional[TracebackType],
-    ) -> None:
-        """Release it even on error."""
-
-
-def default_is_recoverable(exc: BaseException) -> bool:
-    """Errors say whether retrying can fix them through a ``recoverable`` attribute."""
-    return bool(getattr(exc, "recoverable", True))
-
-
-def advisory_window_for(lifetime: float) -> float:
-    """Size the early window from the lifetime so short credentials last (botocore#2189)."""
-    if lifetime <= 20 * 60:
-        return 5 * 60.0
-    if lifetime <= 90 * 60:
-        return 15 * 60.0
-    return 60 * 60.0
-
-
-_NO_CREDENTIALS = TemporaryCredentials("", "", None, None)
-
-
-def _utc(timestamp: Optional[float]) -> str:
-    """Expiries in logs read as ISO 8601 UTC, as STS and the CLI print them."""
-    if timestamp is None:
-        return "never"
-    try:
-        return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return repr(timestamp)
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """Cached credentials with their precomputed schedule, published in one assignment."""
-
-    credentials: TemporaryCredentials
-    expires_at: float  # +inf when the credentials never expire
-    mandatory_at: float  # start of the blocking window
-    refresh_at: float  # jittered start of the early refresh
-    callers_at: float  # when callers refresh themselves (later with prefetch: it goes first)
-    advisory_window: Optional[float]
-
-
-_ENGINES: weakref.WeakSet[RefreshingCredentials] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    """A forked child must not inherit a held lock or another process's in-flight refresh."""
-    for engine in list(_ENGINES):
-        engine._reset_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class RefreshingCredentials:
@@ -165,17 +65,11 @@ class RefreshingCredentials:
 
     __slots__ = (
         "__weakref__",
-        "_advisory_window",
         "_attempts",
         "_backoff",
-        "_backoff_until",
         "_clock",
-        "_closed",
         "_entry",
-        "_error",
         "_error_memory",
-        "_error_tb",
-        "_error_until",
         "_failures",
         "_fetch",
         "_fetches",
@@ -184,16 +78,15 @@ class RefreshingCredentials:
         "_is_recoverable",
         "_last_error",
         "_lock_factory",
-        "_mandatory_window",
         "_name",
         "_prefetch",
+        "_prefetcher",
         "_random",
         "_rate_limited",
         "_refresh_lock",
+        "_schedule",
+        "_setback",
         "_state_lock",
-        "_stop",
-        "_thread",
-        "_wake",
     )
 
     def __init__(
@@ -224,36 +117,38 @@ class RefreshingCredentials:
         self._clock = clock
         self._lock_factory = lock_factory
         self._random = random
-        self._advisory_window = advisory_window
-        self._mandatory_window = mandatory_window
         self._backoff = backoff
         self._error_memory = error_memory
         self._is_recoverable = is_recoverable
         self._prefetch = prefetch
         self._name = name
+        # When credentials fetched (or handed in) at a given time fall due, for this engine.
+        self._schedule = partial(
+            schedule,
+            advisory_window=advisory_window,
+            mandatory_window=mandatory_window,
+            prefetch=prefetch,
+            random=random,
+        )
         self._refresh_lock = lock_factory()  # held only while the source is being asked
         self._state_lock = lock_factory()  # held only for a few assignments
-        self._entry: Optional[_Entry] = None
-        self._hot: tuple[float, TemporaryCredentials] = (_NEG_INF, _NO_CREDENTIALS)
-        self._forced = False
-        self._backoff_until = _NEG_INF
-        self._error: Optional[BaseException] = None
-        self._error_tb: Optional[TracebackType] = None
-        self._error_until = _NEG_INF
-        self._last_error: Optional[BaseException] = None
-        self._attempts = 0
+        self._entry: Optional[Entry] = None
+        # What get() compares and returns: (when the cache falls due for callers, what it
+        # holds). One tuple, so one read sees a consistent pair without a lock.
+        self._hot: tuple[float, TemporaryCredentials] = (_NEG_INF, NO_CREDENTIALS)
+        self._forced = False  # invalidated, and no refresh has answered it yet
+        self._setback: Setback = NO_SETBACK  # error memory and backoff, read by the policy
+        self._last_error: Optional[BaseException] = None  # of the last refresh, for waiters
+        self._attempts = 0  # refreshes completed, so a waiter can tell one ended meanwhile
         self._fetches = 0
         self._failures = 0
         self._rate_limited = 0
-        self._closed = False
-        self._thread: Optional[threading.Thread] = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._prefetcher = Prefetcher(name, lock_factory)
         if initial is not None:
             self._install(self._schedule(initial, self._clock(), lifetime_known=False))
-        _ENGINES.add(self)
+        renew_in_child(self)
         if prefetch:
-            self._start_prefetch()
+            self._prefetcher.ensure_running(self)
 
     def __repr__(self) -> str:
         """Name the source and the cached key id only: secrets never appear in reprs."""
@@ -315,49 +210,41 @@ class RefreshingCredentials:
 
     def close(self) -> None:
         """Stop the prefetch thread, if any; get() keeps working on demand."""
-        self._closed = True
-        self._stop.set()
-        self._wake.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5.0)
-        self._thread = None
+        self._prefetcher.close()
 
-    # -- slow path ---------------------------------------------------------------------
+    # -- slow path: carry out the policy's decision ------------------------------------
 
     def _get_slow(self, now: float) -> TemporaryCredentials:
-        """Decide, for credentials that are due (or missing), whether to refresh, wait or serve."""
-        if self._prefetch and self._thread is None and not self._closed:
-            self._start_prefetch()  # lazily, e.g. in a forked child
+        """Credentials that are due (or missing): ask the policy, then do what it says."""
+        if self._prefetch:
+            self._prefetcher.ensure_running(self)  # lazily, e.g. in a forked child
         attempts_seen = self._attempts
-        entry = self._entry
-        if entry is not None and not self._forced and now < entry.callers_at:
+        entry = self._entry  # one snapshot of each: other threads publish new ones
+        setback = self._setback
+        decision = decide(now, entry, forced=self._forced, setback=setback)
+        if decision is Decision.SERVE:
+            assert entry is not None
             with self._state_lock:  # re-arm the hot path, unless invalidated meanwhile
                 if self._entry is entry and not self._forced:
                     self._hot = (entry.callers_at, entry.credentials)
             return entry.credentials
-        error = self._error
-        if error is not None and now < self._error_until:
-            raise error.with_traceback(self._error_tb)
-        if entry is not None and now < self._backoff_until:
+        if decision is Decision.RAISE_REMEMBERED:
+            assert setback.error is not None
+            raise setback.error.with_traceback(setback.traceback)
+        if decision is Decision.SERVE_RATE_LIMITED:
+            assert entry is not None
             with self._state_lock:
                 self._rate_limited += 1
             return entry.credentials
-        if entry is not None and not self._forced and now < entry.mandatory_at:
-            # Advisory window: one caller refreshes, nobody waits for it.
+        if decision is Decision.REFRESH_WITHOUT_WAITING:
+            assert entry is not None
             if not self._refresh_lock.acquire(blocking=False):
-                return entry.credentials
-            try:
-                if self._attempts != attempts_seen:
-                    return self._outcome()
-                return self._refresh_locked()
-            finally:
-                self._refresh_lock.release()
-        # Mandatory window, expired, invalidated or nothing cached: wait for one refresh.
-        self._refresh_lock.acquire()
+                return entry.credentials  # someone is refreshing; the cache is still valid
+        else:  # Decision.REFRESH_AND_WAIT
+            self._refresh_lock.acquire()
         try:
             if self._attempts != attempts_seen:
-                return self._outcome()
+                return self._outcome()  # a refresh ended while we waited: share its result
             return self._refresh_locked()
         finally:
             self._refresh_lock.release()
@@ -366,7 +253,7 @@ class RefreshingCredentials:
         """What a caller gets from a refresh another thread completed while it waited."""
         error = self._last_error
         entry = self._entry
-        if entry is None or (error is not None and error is self._error):
+        if entry is None or (error is not None and error is self._setback.error):
             # Nothing cached, or an error retrying cannot fix: every waiter sees the error.
             raise error if error is not None else RuntimeError("no credentials were fetched")
         return entry.credentials  # fresh, or the cache served after a recoverable failure
@@ -389,105 +276,45 @@ class RefreshingCredentials:
                 "%s: refreshed, now %s until %s",
                 self._name,
                 credentials.access_key_id,
-                _utc(credentials.expiration),
+                utc_text(credentials.expiration),
             )
             return credentials
         finally:
-            self._wake.set()
+            self._prefetcher.wake()
 
-    def _failed(self, exc: Exception, now: float, entry: Optional[_Entry]) -> TemporaryCredentials:
+    def _failed(self, exc: Exception, now: float, entry: Optional[Entry]) -> TemporaryCredentials:
         """Serve the cache and back off, or raise when there is nothing to serve or no hope."""
         recoverable = self._is_recoverable(exc)
-        backoff = 0.0
         with self._state_lock:
             self._failures += 1
             self._last_error = exc
             self._attempts += 1
-            if not recoverable:
-                self._error = exc
-                self._error_tb = exc.__traceback__
-                self._error_until = now + self._error_memory
-            elif entry is not None:
-                low, high = self._backoff
-                backoff = low + (high - low) * self._random()
-                self._backoff_until = now + backoff
-        if not recoverable:
-            logger.warning(
-                "%s: refresh failed and retrying cannot fix it: %s; raising it for %.0f s "
-                "without contacting the source",
-                self._name,
+            self._setback = setback = after_failure(
+                self._setback,
                 exc,
-                self._error_memory,
+                recoverable=recoverable,
+                entry=entry,
+                now=now,
+                error_memory=self._error_memory,
+                backoff=self._backoff,
+                random=self._random,
             )
+        logger.warning("%s: %s", self._name, failure_text(exc, recoverable, entry, setback, now))
+        if not recoverable or entry is None:
             raise exc
-        if entry is None:
-            logger.warning(
-                "%s: fetching credentials failed and none are cached: %s", self._name, exc
-            )
-            raise exc
-        logger.warning(
-            "%s: refresh failed: %s; serving cached credentials %s (expiring %s) and not "
-            "contacting the source again for %.0f s",
-            self._name,
-            exc,
-            entry.credentials.access_key_id,
-            _utc(entry.credentials.expiration),
-            backoff,
-        )
         return entry.credentials
 
-    # -- schedule ------------------------------------------------------------------------
-
-    def _schedule(
-        self, credentials: TemporaryCredentials, fetched_at: float, *, lifetime_known: bool
-    ) -> _Entry:
-        """Precompute when to refresh, so the hot path is a single comparison."""
-        expiration = credentials.expiration
-        if expiration is None:
-            return _Entry(credentials, _INF, _INF, _INF, _INF, None)
-        lifetime = expiration - fetched_at  # for `initial`, the time left is all we know
-        window = self._advisory_window
-        if window is None:
-            window = advisory_window_for(lifetime)
-        mandatory_at = expiration - self._mandatory_window
-        start = expiration - window
-        if lifetime_known:
-            start = max(start, fetched_at + MIN_LIFETIME_FRACTION * lifetime)
-        span = max(0.0, mandatory_at - start) * JITTER_FRACTION
-        refresh_at = start + span * self._random()
-        callers_at = refresh_at
-        if self._prefetch:
-            callers_at += min(PREFETCH_GRACE, max(0.0, mandatory_at - refresh_at) / 2)
-        return _Entry(credentials, expiration, mandatory_at, refresh_at, callers_at, window)
-
-    def _install(self, entry: _Entry) -> None:
+    def _install(self, entry: Entry) -> None:
         """Publish fresh credentials: one assignment each, so readers never see a torn state."""
         with self._state_lock:
             self._entry = entry
             self._forced = False
-            self._backoff_until = _NEG_INF
-            self._error = None
-            self._error_tb = None
-            self._error_until = _NEG_INF
+            self._setback = NO_SETBACK
             self._last_error = None
             self._attempts += 1
             self._hot = (entry.callers_at, entry.credentials)
 
-    # -- prefetch ------------------------------------------------------------------------
-
-    def _start_prefetch(self) -> None:
-        """Start the daemon thread that refreshes early so request threads never pay."""
-        with self._state_lock:
-            if self._thread is not None or self._closed:
-                return
-            thread = threading.Thread(
-                target=_prefetch_loop,
-                args=(weakref.ref(self), self._stop, self._wake),
-                name=f"assume-provider-prefetch-{self._name}",
-                daemon=True,
-            )
-            self._thread = thread
-        thread.start()
+    # -- prefetch and fork -------------------------------------------------------------
 
     def _prefetch_step(self) -> float:
         """One pass of the prefetch thread: refresh if due; return how long to sleep."""
@@ -499,50 +326,20 @@ class RefreshingCredentials:
         try:
             self._refresh_locked()
         except Exception:  # noqa: BLE001 - already logged; callers see it themselves
-            low, high = self._backoff
-            return low + (high - low) * self._random()  # not again every error_memory
+            # Not again every error_memory seconds, nor past the cached credentials' expiry.
+            return backoff_after_failure(self._backoff, self._random(), self._entry, self._clock())
         finally:
             self._refresh_lock.release()
         return self._prefetch_delay(self._clock()) or 0.0
 
     def _prefetch_delay(self, now: float) -> Optional[float]:
         """How long the prefetch thread may sleep, or None if a refresh is due now."""
-        entry = self._entry
-        if entry is None:
-            return PREFETCH_MAX_SLEEP  # the first fetch is a caller's; publishing wakes us
-        if not self._forced and now < entry.refresh_at:
-            return min(entry.refresh_at - now, PREFETCH_MAX_SLEEP)
-        blocked_until = max(self._error_until, self._backoff_until)
-        if now < blocked_until:
-            return min(blocked_until - now, PREFETCH_MAX_SLEEP)
-        return None
+        return sleep_before_refresh(self._entry, self._forced, self._setback.blocked_until, now)
 
-    # -- fork --------------------------------------------------------------------------
-
-    def _reset_after_fork(self) -> None:
+    def _after_fork_in_child(self) -> None:
         """Give the child fresh locks and no in-flight refresh; keep the cached credentials."""
         self._refresh_lock = self._lock_factory()
         self._state_lock = self._lock_factory()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = None  # the parent's thread does not exist here; get() restarts it
+        self._prefetcher.after_fork_in_child()  # the parent's thread does not exist here
         entry = self._entry
-        self._hot = (_NEG_INF, entry.credentials if entry is not None else _NO_CREDENTIALS)
-
-
-def _prefetch_loop(
-    ref: weakref.ref[RefreshingCredentials], stop: threading.Event, wake: threading.Event
-) -> None:
-    """Refresh at the start of the advisory window; holds only a weak reference to the engine."""
-    while not stop.is_set():
-        engine = ref()
-        if engine is None:
-            return
-        wake.clear()
-        try:
-            delay = engine._prefetch_step()
-        except Exception:  # a background thread must not die silently
-            logger.exception("prefetch of %s failed", engine._name)
-            delay = PREFETCH_MAX_SLEEP
-        del engine
-        wake.wait(delay)
+        self._hot = (_NEG_INF, entry.credentials if entry is not None else NO_CREDENTIALS)

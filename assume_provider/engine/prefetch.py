@@ -1,0 +1,124 @@
+"""The optional background thread that refreshes early, so request threads never pay.
+
+It wakes at the (jittered) start of the early window, refreshes through the engine's own
+single flight, and otherwise obeys the same backoff and error memory as callers. It holds
+only a weak reference to the engine, so an engine nobody uses any more is collected and its
+thread ends. A forked child has no thread (only the forking thread survives a fork); the
+engine starts a new one there on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from typing import Callable, Optional, Protocol
+
+from .model import Lock
+from .schedule import Entry
+
+__all__ = ["PREFETCH_MAX_SLEEP", "Prefetcher", "sleep_before_refresh"]
+
+logger = logging.getLogger("assume_provider.engine.refresh")
+
+#: The prefetch thread re-reads the clock at least this often (clock jumps, suspend).
+PREFETCH_MAX_SLEEP = 60.0
+
+
+def sleep_before_refresh(
+    entry: Optional[Entry], forced: bool, blocked_until: float, now: float
+) -> Optional[float]:
+    """How long the prefetch thread may sleep, or None if it should refresh now.
+
+    ``blocked_until`` is the later of the backoff's and the error memory's ends: the
+    thread leaves the source alone as long as a caller would.
+    """
+    if entry is None:
+        return PREFETCH_MAX_SLEEP  # the first fetch is a caller's; publishing wakes us
+    if not forced and now < entry.refresh_at:
+        return min(entry.refresh_at - now, PREFETCH_MAX_SLEEP)
+    if now < blocked_until:
+        return min(blocked_until - now, PREFETCH_MAX_SLEEP)
+    return None
+
+
+class Prefetched(Protocol):
+    """The engine, as the thread sees it."""
+
+    def _prefetch_step(self) -> float:
+        """Refresh if due; return how long to sleep."""
+
+
+class Prefetcher:
+    """Owns the thread and its events; the engine owns the credentials and the refreshing."""
+
+    __slots__ = ("_closed", "_lock", "_lock_factory", "_name", "_stop", "_thread", "_wake")
+
+    def __init__(self, name: str, lock_factory: Callable[[], Lock]) -> None:
+        self._name = name
+        self._lock_factory = lock_factory
+        self._lock = lock_factory()  # held only to start one thread, not two
+        self._closed = False
+        self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+
+    @property
+    def thread(self) -> Optional[threading.Thread]:
+        """The running thread, if any (None before the first start, after close or fork)."""
+        return self._thread
+
+    def ensure_running(self, engine: Prefetched) -> None:
+        """Start the thread unless it runs or was closed (lazily, e.g. in a forked child)."""
+        if self._thread is not None or self._closed:
+            return
+        with self._lock:
+            if self._thread is not None or self._closed:
+                return
+            thread = threading.Thread(
+                target=_loop,
+                args=(weakref.ref(engine), self._stop, self._wake, self._name),
+                name=f"assume-provider-prefetch-{self._name}",
+                daemon=True,
+            )
+            self._thread = thread
+        thread.start()
+
+    def wake(self) -> None:
+        """A refresh ended (or new credentials arrived): recompute the sleep now."""
+        self._wake.set()
+
+    def close(self) -> None:
+        """Stop the thread for good; the engine keeps refreshing on demand."""
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+        self._thread = None
+
+    def after_fork_in_child(self) -> None:
+        """The parent's thread does not exist in the child: forget it, with fresh events."""
+        self._lock = self._lock_factory()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = None
+
+
+def _loop(
+    ref: weakref.ref[Prefetched], stop: threading.Event, wake: threading.Event, name: str
+) -> None:
+    """Step, sleep, repeat, until closed or the engine is gone."""
+    while not stop.is_set():
+        engine = ref()
+        if engine is None:
+            return
+        wake.clear()
+        try:
+            delay = engine._prefetch_step()
+        except Exception:  # a background thread must not die silently
+            logger.exception("prefetch of %s failed", name)
+            delay = PREFETCH_MAX_SLEEP
+        del engine
+        wake.wait(delay)
