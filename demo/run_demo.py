@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -76,9 +77,15 @@ def run_application(bed: TestBed, use_provider: bool) -> dict[str, object]:
 
 
 def main() -> int:
-    print("Starting local AWS stand-in (moto + IMDSv2 fake) on 127.0.0.1 ...")
+    started = time.monotonic()
+
+    def step(text: str) -> None:
+        print(f"[{time.monotonic() - started:5.1f} s] {text}")
+
+    step("starting the local AWS stand-in (moto + IMDSv2 fake) on 127.0.0.1 ...")
     with TestBed() as bed:
         world = bed.world
+        step("seeded both accounts:")
         print(
             f"  account A {world.account_a}: table {world.table_name!r}, KMS key, "
             f"role {world.target_role_arn}"
@@ -88,11 +95,13 @@ def main() -> int:
             f"{world.instance_role_arn}\n"
         )
 
+        step("running the application without assume-provider ...")
         before = run_application(bed, use_provider=False)
         print("Application without assume-provider:")
         print(f"  identity : {before['arn']}")
         print(f"  tables   : {before['tables']}  (A's table is invisible from B)\n")
 
+        step("running the application with assume-provider ...")
         after = run_application(bed, use_provider=True)
         print(
             f"Application with assume_provider.install() and "
@@ -106,12 +115,19 @@ def main() -> int:
             f"IMDS credential requests: {after['imds_credential_requests']}"
         )
 
-        ok = (
-            after["secret"] == world.secret_plaintext
-            and str(after["arn"]).startswith(f"arn:aws:sts::{world.account_a}:assumed-role/")
-            and before["tables"] == []
-        )
-    print("\nDemo " + ("succeeded." if ok else "FAILED."))
+        checks = {
+            "A's secret was read and decrypted": after["secret"] == world.secret_plaintext,
+            "the identity is A's TargetRole": str(after["arn"]).startswith(
+                f"arn:aws:sts::{world.account_a}:assumed-role/"
+            ),
+            "B alone sees no table of A": before["tables"] == [],
+            "21 sessions cost exactly one AssumeRole": after["assume_role_calls"] == 1,
+        }
+    print()
+    for what, held in checks.items():
+        print(f"  {'ok    ' if held else 'FAILED'} {what}")
+    ok = all(checks.values())
+    step("demo " + ("succeeded." if ok else "FAILED."))
     return 0 if ok else 1
 
 
