@@ -8,6 +8,7 @@ engine, and never show a secret in a repr.
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import threading
 from typing import Any, Optional
@@ -21,6 +22,7 @@ from refresh_fakes import FakeClock as EngineClock
 from testbed import TestBed
 
 import assume_provider
+from assume_provider.botocore import issued_keys
 from assume_provider.botocore.credentials import EngineCredentials
 from assume_provider.engine.refresh import RefreshingCredentials, TemporaryCredentials
 
@@ -117,6 +119,7 @@ def test_botocore_refresh_methods_fetch_through_the_engine_and_agree_with_it() -
         "SECRET-3-xxxxxxxx",
         "TOKEN-3",
     )
+    assert credentials.issued_keys == ("AKID3", "AKID2", "AKID1")
 
 
 def test_a_failed_advisory_refresh_keeps_the_credentials_and_a_mandatory_one_raises() -> None:
@@ -175,12 +178,14 @@ def test_a_refresh_by_the_engine_alone_is_seen_without_a_fetch() -> None:
     assert credentials.refresh_needed() is False
     assert credentials._frozen_credentials.access_key == "AKID2"
     assert source.calls == 2
+    assert credentials.issued_keys[0] == "AKID2"
 
 
-def test_repr_holds_no_secret() -> None:
+def test_repr_and_vars_repr_hold_no_secret() -> None:
     credentials, _, _ = make()
     credentials.get_frozen_credentials()
     assert repr(credentials) == "<EngineCredentials method='assume-provider' access_key_id='AKID1'>"
+    assert "SECRET" not in repr(credentials._issued) and "TOKEN" not in repr(credentials._issued)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -207,6 +212,33 @@ def test_botocore_refresh_lock_held_at_fork_is_free_in_the_child() -> None:
         release.set()
         holder.join(10)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_issued_keys_are_bounded_and_name_their_engine() -> None:
+    first, first_source, _ = make(prefix="AKIDFIRST")
+    second, _, _ = make(prefix="AKIDSECOND")
+    for _ in range(issued_keys.HISTORY + 3):
+        first.get_frozen_credentials()
+        first.invalidate()
+    second_key = second.get_frozen_credentials().access_key
+    assert len(first.issued_keys) == issued_keys.HISTORY
+    assert first.issued_keys[0] == f"AKIDFIRST{first_source.calls}"
+    assert "AKIDFIRST1" not in first.issued_keys  # the oldest went
+    assert issued_keys.engine_of("AKIDFIRST1") is None
+    assert issued_keys.engine_of(first.issued_keys[-1]) is first.engine
+    assert issued_keys.engine_of(second_key) is second.engine
+    assert issued_keys.engine_of("AKIDNEVERISSUED") is None
+
+
+def test_issued_keys_go_with_their_credentials_object() -> None:
+    credentials, _, _ = make()
+    credentials.get_frozen_credentials()
+    marker = "AKIDGONE-" + str(id(credentials))
+    credentials._issued.add(marker)
+    assert issued_keys.engine_of(marker) is credentials.engine
+    del credentials
+    gc.collect()
+    assert issued_keys.engine_of(marker) is None
 
 
 # -- through the provider, against the test bed, in fake time -------------------------------

@@ -2,7 +2,8 @@
 
 botocore signs every request with ``get_frozen_credentials()``; this answers from the engine,
 whose hot path is one clock read and one comparison, and rebuilds botocore's frozen tuple
-only when the engine hands out new credentials.
+only when the engine hands out new credentials. That rare moment is also when the new key is
+recorded as issued (``issued_keys``), which the ExpiredToken retry below relies on.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..credentials.chain import EXPIRED_TOKEN_CODES
 from ..engine.forksafe import ForkSafeLock, renew_in_child
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
 from . import private
+from .issued_keys import IssuedKeys, engine_of
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: i
         time_fetcher: Callable[[], datetime.datetime] = _utc_now,
     ) -> None:
         self._engine = engine
+        self._issued = IssuedKeys(engine)
         self._publish_lock = ForkSafeLock()
         self._snapshot: Optional[_Snapshot] = None
         super().__init__(
@@ -72,6 +75,11 @@ class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: i
     def engine(self) -> RefreshingCredentials:
         return self._engine
 
+    @property
+    def issued_keys(self) -> tuple[str, ...]:
+        """The access key IDs handed to botocore so far, newest first (bounded)."""
+        return self._issued.keys
+
     # -- what botocore's signers and users call --------------------------------------------
 
     def get_frozen_credentials(self) -> Any:
@@ -84,7 +92,7 @@ class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: i
         return self._publish(current)
 
     def _publish(self, current: TemporaryCredentials) -> Any:
-        """New credentials from the engine: update botocore's fields, then hand out the tuple."""
+        """New credentials from the engine: record the key, update botocore's fields, hand out."""
         frozen = botocore.credentials.ReadOnlyCredentials(
             current.access_key_id,
             current.secret_access_key,
@@ -92,6 +100,7 @@ class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: i
             self._account_id,
         )
         with self._publish_lock:
+            self._issued.add(current.access_key_id)  # before anything can sign with it
             private.mirror_into_refreshable(self, frozen, _expiry_datetime(current))
             self._snapshot = (current, frozen)  # one assignment: readers see old or new, whole
         return frozen
@@ -216,31 +225,28 @@ def record_signing_key(request: Any = None, **_: Any) -> None:
         private.set_signing_key(request, header[start:end])
 
 
-def retry_once_after_expired_token(session: Any) -> Callable[..., Optional[float]]:
-    """A botocore ``needs-retry`` handler: on ExpiredToken, invalidate and retry once at once.
+def retry_once_after_expired_token(
+    response: Any = None, attempts: int = 1, request_dict: Any = None, **_: Any
+) -> Optional[float]:
+    """A botocore ``needs-retry`` handler: retry an ExpiredToken answer once, at once.
 
-    botocore signs every attempt afresh, so the retry is signed with refreshed credentials
-    and the application never sees the error. Only requests signed with this provider's
-    current credentials qualify.
+    Only requests signed with a key this package issued qualify. If that key is still its
+    engine's current one, the engine is invalidated first; if a refresh has replaced it (other
+    requests signed with it got there first), the retry needs no refresh. botocore signs
+    every attempt afresh, so the retry carries the engine's newest credentials. Nothing here
+    resolves credentials or does I/O: a client's own credentials get the service's error.
     """
-
-    def handler(
-        response: Any = None, attempts: int = 1, request_dict: Any = None, **_: Any
-    ) -> Optional[float]:
-        if response is None or attempts > 1 or not isinstance(request_dict, dict):
-            return None
-        parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else {}
-        code = (parsed.get("Error") or {}).get("Code") if isinstance(parsed, dict) else None
-        signing_key = private.signing_key(request_dict)
-        if code not in EXPIRED_TOKEN_CODES or signing_key is None:
-            return None
-        credentials = session.get_credentials()  # resolved already: a request was signed
-        if not isinstance(credentials, EngineCredentials):
-            return None
-        current = credentials.engine.current
-        if current is None or current.access_key_id != signing_key:
-            return None
-        credentials.invalidate(signing_key)
-        return 0.0
-
-    return handler
+    if response is None or attempts > 1:
+        return None
+    parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else {}
+    code = (parsed.get("Error") or {}).get("Code") if isinstance(parsed, dict) else None
+    if code not in EXPIRED_TOKEN_CODES:
+        return None
+    key = private.signing_key(request_dict)
+    engine = engine_of(key) if key is not None else None
+    if engine is None:
+        return None
+    current = engine.current
+    if current is not None and current.access_key_id == key:
+        engine.invalidate(key)
+    return 0.0

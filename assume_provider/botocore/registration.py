@@ -95,7 +95,7 @@ def _register(
     target.lazy_register_component("credential_provider", _resolver_factory(target, provider))
     target.register(
         "needs-retry",
-        retry_once_after_expired_token(target),
+        retry_once_after_expired_token,
         unique_id=EXPIRED_TOKEN_HANDLER_ID,
     )
     # On the generic event, so it runs after the client's signer (registered per service).
