@@ -83,7 +83,12 @@ class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: i
     # -- what botocore's signers and users call --------------------------------------------
 
     def get_frozen_credentials(self) -> Any:
-        return self._frozen(self._engine.get())
+        # The signer's hot path: one engine call, one identity check (as _frozen, inlined).
+        current = self._engine.get()
+        snapshot = self._snapshot
+        if snapshot is not None and snapshot[0] is current:
+            return snapshot[1]
+        return self._publish(current)
 
     def _frozen(self, current: TemporaryCredentials) -> Any:
         snapshot = self._snapshot
