@@ -8,6 +8,7 @@ request fetches through the refresh engine.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import time
@@ -122,6 +123,11 @@ class ChainFetcher:
 clock: Callable[[], float] = time.time
 
 
+def engine_now() -> datetime.datetime:
+    """The engine's clock as botocore's ``time_fetcher`` wants it (aware, UTC)."""
+    return datetime.datetime.fromtimestamp(clock(), datetime.timezone.utc)
+
+
 def make_engine(
     fetch: Callable[[], TemporaryCredentials], settings: Settings
 ) -> RefreshingCredentials:
@@ -159,7 +165,9 @@ def shared_credentials(settings: Settings, session: botocore.session.Session) ->
     def build() -> EngineCredentials:
         fetcher = ChainFetcher(settings, source, sts_client_factory(session, target))
         engine = make_engine(fetcher, settings)
-        return EngineCredentials(engine, METHOD, account_id=account_of(settings.role_arns[-1]))
+        return EngineCredentials(
+            engine, METHOD, account_id=account_of(settings.role_arns[-1]), time_fetcher=engine_now
+        )
 
     return shared.shared(("chain", key), build)
 

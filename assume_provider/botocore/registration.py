@@ -19,6 +19,7 @@ import botocore.session
 from ..credentials.sts import EXPIRED_TOKEN_HANDLER_ID
 from ..engine.forksafe import ForkSafeLock
 from ..redaction import install_redaction
+from . import private
 from .credentials import (
     SIGNING_KEY_HANDLER_ID,
     record_signing_key,
@@ -40,10 +41,11 @@ def _botocore_session(session: Any) -> botocore.session.Session:
     if session is None:
         import boto3
 
-        session = boto3._get_default_session()
-    # A boto3.Session wraps a botocore session; its public accessor is ``_session`` only.
-    inner = getattr(session, "_session", None)
-    if isinstance(inner, botocore.session.Session):
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        session = boto3.DEFAULT_SESSION
+    inner = private.botocore_session_of(session)
+    if inner is not None:
         return inner
     if isinstance(session, botocore.session.Session):
         return session
@@ -55,7 +57,7 @@ def _botocore_session(session: Any) -> botocore.session.Session:
 def _resolver_factory(session: botocore.session.Session, provider: AssumeRoleChainProvider) -> Any:
     def build_resolver() -> Any:
         # botocore's own factory passes the region of the last client created; keep that.
-        region = getattr(session, "_last_client_region_used", None)
+        region = private.last_client_region(session)
         try:
             resolver = botocore.credentials.create_credential_resolver(session, region_name=region)
         except botocore.exceptions.ProfileNotFound:
@@ -94,7 +96,7 @@ def _register(
     target.lazy_register_component("credential_provider", _resolver_factory(target, provider))
     target.register(
         "needs-retry",
-        retry_once_after_expired_token(target),
+        retry_once_after_expired_token,
         unique_id=EXPIRED_TOKEN_HANDLER_ID,
     )
     # On the generic event, so it runs after the client's signer (registered per service).
