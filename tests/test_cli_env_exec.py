@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -185,26 +188,278 @@ def test_exec_runs_the_aws_cli_as_the_role_and_a_nested_provider_uses_the_real_s
     assert json.loads(outside.stdout)["Account"] == bed.world.account_b
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_exec_forwards_signals(
-    aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path, signum: int
-) -> None:
-    marker = tmp_path / "got-signal"
-    child = (
-        "import signal, sys, time\n"
-        "def handler(n, f):\n"
-        f"    open({str(marker)!r}, 'w').write(str(n)); sys.exit(42)\n"
-        "signal.signal(signal.SIGTERM, handler); signal.signal(signal.SIGINT, handler)\n"
-        "print('ready', flush=True)\n"
-        "time.sleep(60)\n"
-    )
+# --- exec and signals -------------------------------------------------------------------------
+# The command counts the SIGINTs it gets: it blocks them and takes them one at a time with
+# sigwaitinfo (lowest signal number first, so none overtakes another, as they could in
+# handlers). A SIGTERM (forwarded by the tool) ends it: it writes the count it had then and
+# dies of that SIGTERM, so the tool exits 143. Signals the tool forwards keep their order,
+# so a second SIGINT from the tool would be counted before the SIGTERM.
+_COUNTING_CHILD = """
+import os, signal, sys, time
+
+state, terminal = sys.argv[1], sys.argv[2] == "terminal"
+counts = {"sigints": 0, "continued": 0}
+names = {signal.SIGINT: "sigints", signal.SIGCONT: "continued"}
+
+def write(name, text):
+    path = os.path.join(state, name)
+    with open(path + ".tmp", "w") as handle:
+        handle.write(text)
+    os.replace(path + ".tmp", path)
+
+taken = {signal.SIGINT, signal.SIGTERM, signal.SIGCONT}
+signal.pthread_sigmask(signal.SIG_BLOCK, taken)
+ready = "started"
+if terminal:  # ready once the tool has made us the terminal's foreground group
+    deadline = time.monotonic() + 30
+    while os.tcgetpgrp(0) != os.getpgrp() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ready = "foreground" if os.tcgetpgrp(0) == os.getpgrp() else "background"
+write("ready", ready)
+while True:
+    signum = signal.sigwaitinfo(taken).si_signo
+    if signum == signal.SIGTERM:
+        write("final", str(counts["sigints"]))
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    counts[names[signum]] += 1
+    write(names[signum], str(counts[names[signum]]))
+"""
+
+# A minimal job-control shell on a pseudo-terminal: it takes the terminal as its controlling
+# terminal, runs the tool as a foreground job in its own process group (as bash does), and
+# records what happens: each stop of the job (continuing it in the foreground, as `fg`, after
+# Ctrl-Z or a terminal access from the background),
+# the exit status, and which process group holds the terminal once the job has ended.
+_JOB_SHELL = """
+import fcntl, json, os, signal, subprocess, sys, termios
+
+state, command = sys.argv[1], sys.argv[2:]
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+def foreground_job():
+    os.setpgrp()
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    os.tcsetpgrp(0, os.getpgrp())
+    signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+
+job = subprocess.Popen(command, preexec_fn=foreground_job)  # we have no other thread
+signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+stops = []
+while True:
+    status = os.waitpid(job.pid, os.WUNTRACED)[1]
+    if not os.WIFSTOPPED(status):
+        break
+    stops.append(os.WSTOPSIG(status))
+    if stops[-1] != signal.SIGSTOP:  # a job-control stop: `fg` (SIGSTOP: its sender continues)
+        os.tcsetpgrp(0, job.pid)
+        os.killpg(job.pid, signal.SIGCONT)
+holder = os.tcgetpgrp(0)
+report = {"status": os.waitstatus_to_exitcode(status), "stops": stops,
+          "holder_is_job": holder == job.pid, "holder_is_shell": holder == os.getpgrp()}
+with open(os.path.join(state, "shell.json"), "w") as handle:
+    json.dump(report, handle)
+"""
+
+
+def _wait_for(path: Path, timeout: float = 30) -> str:
+    """Poll for a file a child writes when it is ready (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} did not appear in {timeout} s"
+        time.sleep(0.01)
+    return path.read_text()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes that ``pid``'s main thread started (Linux /proc)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _pending(pid: int, signum: int) -> bool:
+    """Whether ``signum`` is pending at ``pid``, sent to it or to its process (Linux /proc)."""
+    bit = 1 << (signum - 1)
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & bit:
+            return True
+    return False
+
+
+linux_only = pytest.mark.skipif(
+    not (hasattr(signal, "sigwaitinfo") and Path("/proc/self/task").exists()),
+    reason="the counting command needs sigwaitinfo; the tests look at processes in /proc",
+)
+
+
+def _exec_counting_child(role: str, state: Path, mode: str) -> list[str]:
+    child = state / "child.py"
+    child.write_text(_COUNTING_CHILD)
+    return [*TOOL, "exec", "--role-arn", role, "--", sys.executable, str(child), str(state), mode]
+
+
+def _start_exec(bed: TestBed, env: dict[str, str], state: Path) -> subprocess.Popen[bytes]:
+    """The tool in a session and process group of its own, no terminal (as in CI)."""
     process = subprocess.Popen(
-        [*TOOL, "exec", "--role-arn", aws_env.world.target_role_arn, "--",
-         sys.executable, "-c", child],
-        env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        _exec_counting_child(bed.world.target_role_arn, state, "plain"),
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True,
     )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
-    process.send_signal(signum)  # to the tool only, not to its process group
-    assert process.wait(timeout=30) == 42
-    assert marker.read_text() == str(int(signum))
+    try:
+        assert _wait_for(state / "ready") == "started"
+    except BaseException:
+        process.kill()
+        raise
+    return process
+
+
+def _finish(process: subprocess.Popen[bytes]) -> tuple[int, bytes]:
+    """SIGTERM to the tool alone; the command dies of it, after writing its SIGINT count."""
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    return process.returncode, stderr
+
+
+@linux_only
+def test_exec_sigint_to_its_process_group_reaches_the_command_once(
+    aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    """What a terminal or a supervisor does: one SIGINT to the whole group of the tool.
+
+    The tool is held stopped while the SIGINT is sent, until the command has no SIGINT
+    pending: a copy forwarded by the tool can then only arrive as a second delivery. Two
+    SIGINTs pending at once would merge into one (standard signals do not queue) and hide it.
+    """
+    process = _start_exec(aws_env, subprocess_env, tmp_path)
+    (command,) = _children(process.pid)
+    os.kill(process.pid, signal.SIGSTOP)
+    os.killpg(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while _pending(command, signal.SIGINT):
+        assert time.monotonic() < deadline, "the command never took its SIGINT"
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGCONT)
+    assert _wait_for(tmp_path / "sigints") == "1"
+    assert _finish(process) == (128 + signal.SIGTERM, b"")
+    assert (tmp_path / "final").read_text() == "1"
+
+
+@linux_only
+def test_exec_sigint_to_the_tool_alone_reaches_the_command_once(
+    aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    process = _start_exec(aws_env, subprocess_env, tmp_path)
+    os.kill(process.pid, signal.SIGINT)
+    assert _wait_for(tmp_path / "sigints") == "1"
+    assert _finish(process) == (128 + signal.SIGTERM, b"")
+    assert (tmp_path / "final").read_text() == "1"
+
+
+@linux_only
+@pytest.mark.parametrize("group", [False, True], ids=["tool", "group"])
+def test_exec_forwards_sigterm_and_returns_128_plus_the_signal(
+    aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path, group: bool
+) -> None:
+    process = _start_exec(aws_env, subprocess_env, tmp_path)
+    (os.killpg if group else os.kill)(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stderr) == (128 + signal.SIGTERM, b"")
+    assert (tmp_path / "final").read_text() == "0"
+    assert not (tmp_path / "sigints").exists()
+
+
+class _Terminal:
+    """The job shell on a new pseudo-terminal, running `exec` with the counting command."""
+
+    def __init__(self, bed: TestBed, env: dict[str, str], state: Path) -> None:
+        self.state = state
+        self.master, slave = os.openpty()
+        shell = state / "shell.py"
+        shell.write_text(_JOB_SHELL)
+        command = _exec_counting_child(bed.world.target_role_arn, state, "terminal")
+        self.shell = subprocess.Popen(
+            [sys.executable, str(shell), str(state), *command],
+            env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        )
+        os.close(slave)
+        self.output = bytearray()
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:  # EIO: every process closed the terminal
+                return
+            if not chunk:
+                return
+            self.output += chunk
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def tool_pid(self) -> int:
+        """The tool is the job shell's only child: the parent of the command."""
+        (tool,) = _children(self.shell.pid)
+        return tool
+
+    def finish(self) -> dict[str, object]:
+        os.kill(self.tool_pid(), signal.SIGTERM)
+        assert self.shell.wait(timeout=30) == 0, self.output.decode(errors="replace")
+        self.reader.join(timeout=30)
+        os.close(self.master)
+        report: dict[str, object] = json.loads((self.state / "shell.json").read_text())
+        return report
+
+    def kill(self) -> None:
+        if self.shell.poll() is None:
+            os.killpg(self.shell.pid, signal.SIGKILL)
+            self.shell.wait()
+
+
+@linux_only
+def test_exec_ctrl_c_at_a_terminal_reaches_the_command_once(
+    aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Ctrl-C while the tool is held stopped: the command takes it from the terminal, and a
+    copy forwarded once the tool is continued would be a second delivery (see above)."""
+    terminal = _Terminal(aws_env, subprocess_env, tmp_path)
+    try:
+        assert _wait_for(tmp_path / "ready") == "foreground"
+        tool = terminal.tool_pid()
+        os.kill(tool, signal.SIGSTOP)
+        terminal.type(b"\x03")  # Ctrl-C: the tty driver signals the foreground group
+        assert _wait_for(tmp_path / "sigints") == "1"
+        os.kill(tool, signal.SIGCONT)
+        report = terminal.finish()
+    finally:
+        terminal.kill()
+    assert (tmp_path / "final").read_text() == "1"
+    # The tool gave the terminal back to its own group before it exited.
+    assert report == {
+        "status": 128 + signal.SIGTERM, "stops": [signal.SIGSTOP], "holder_is_job": True,
+        "holder_is_shell": False,
+    }, terminal.output
+
+
+@linux_only
+def test_exec_ctrl_z_stops_the_job_and_fg_continues_the_command(
+    aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    terminal = _Terminal(aws_env, subprocess_env, tmp_path)
+    try:
+        assert _wait_for(tmp_path / "ready") == "foreground"
+        terminal.type(b"\x1a")  # Ctrl-Z: the command stops, the tool stops its job, the shell
+        assert _wait_for(tmp_path / "continued") == "1"  # sees it and continues it (`fg`)
+        # Back in the foreground: Ctrl-C still reaches the command once.
+        terminal.type(b"\x03")
+        assert _wait_for(tmp_path / "sigints") == "1"
+        report = terminal.finish()
+    finally:
+        terminal.kill()
+    assert (tmp_path / "final").read_text() == "1"
+    assert report == {
+        "status": 128 + signal.SIGTERM, "stops": [signal.SIGTSTP], "holder_is_job": True,
+        "holder_is_shell": False,
+    }, terminal.output

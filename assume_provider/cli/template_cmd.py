@@ -1,5 +1,8 @@
 """``assume-provider template target-role|source-role``: print least-privilege CloudFormation.
 
+The output is JSON, CloudFormation's JSON template format and also YAML (see
+``templates.cloudformation.render``).
+
 Templates are built offline from the options alone: no credentials, no settings, no network.
 The common settings parser is therefore not used as a parent; its ``--external-id`` (the ID
 sent on the last hop) would also clash with target-role's ``--external-id`` (the ID the
@@ -20,8 +23,13 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     del parents  # see the module docstring
     template = subparsers.add_parser(
         "template",
-        help="print CloudFormation (YAML) for the cross-account roles",
-        description="Print least-privilege CloudFormation (YAML) for the cross-account roles.",
+        help="print CloudFormation (JSON, which is also YAML) for the cross-account roles",
+        description=(
+            "Print least-privilege CloudFormation for the cross-account roles as JSON, "
+            "CloudFormation's JSON template format. JSON is a subset of YAML: the output is "
+            "also a CloudFormation YAML template, for YAML tools and `aws cloudformation "
+            "deploy --template-file` alike."
+        ),
     )
     common.add_global_options(template, top_level=False)
     kinds = template.add_subparsers(dest="template_kind", metavar="KIND")

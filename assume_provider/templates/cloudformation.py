@@ -1,7 +1,9 @@
 """CloudFormation templates for the target role (account A) and source role (account B).
 
 Templates are plain dicts using long-form intrinsic functions (``Ref``, ``Fn::Sub``,
-``Fn::GetAtt``), so they render as ordinary YAML (or JSON) with no custom tags.
+``Fn::GetAtt``), so they need no custom YAML tags and are written as JSON, which
+CloudFormation reads as a template and which is also YAML (1.2, and 1.1 as PyYAML and cfn-lint
+read it, for what templates hold): the standard library writes it, with no YAML code of ours.
 Role names are parameters because users pick them to match their naming rules, and the
 source role needs the target role's ARN before either stack exists; everything that
 decides what the roles may do is fixed in the template, reviewed once, and not changeable
@@ -10,11 +12,11 @@ at deploy time.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, Optional
 
 from . import iam_policies
-from .yaml_emitter import dump
 
 Template = dict[str, Any]
 
@@ -143,5 +145,11 @@ def source_role_template(target_role_arns: Sequence[str]) -> Template:
 
 
 def render(template: Template) -> str:
-    """The template as YAML, ready for ``aws cloudformation deploy --template-file``."""
-    return dump(template)
+    """The template as JSON (so also YAML), for ``aws cloudformation deploy --template-file``.
+
+    Keys keep the template's logical order (version, description, parameters, resources,
+    outputs). The text is ASCII. A YAML 1.1 reader differs from JSON only on escaped
+    characters outside the Basic Multilingual Plane and keys over 1024 characters; neither
+    occurs here: keys are fixed names and every value from the user is validated ASCII.
+    """
+    return json.dumps(template, indent=2) + "\n"
