@@ -101,12 +101,18 @@ class ConfigFiles:
 
     __slots__ = ("_parsed", "config", "config_path", "credentials", "credentials_path")
 
-    def __init__(self, config_path: Optional[str], credentials_path: Optional[str]) -> None:
+    def __init__(
+        self,
+        config_path: Optional[str],
+        credentials_path: Optional[str],
+        parsed: Optional[ProfileMap] = None,
+    ) -> None:
         self.config_path = config_path
         self.credentials_path = credentials_path
-        self.config = _read_bytes(config_path)
-        self.credentials = _read_bytes(credentials_path)
-        self._parsed: Optional[ProfileMap] = None
+        self._parsed = parsed
+        # Profiles given already parsed come from no file (callers holding them in memory).
+        self.config = _read_bytes(config_path) if parsed is None else None
+        self.credentials = _read_bytes(credentials_path) if parsed is None else None
 
     @classmethod
     def absent(cls) -> ConfigFiles:
@@ -116,10 +122,7 @@ class ConfigFiles:
     @classmethod
     def of_profiles(cls, profiles: ProfileMap, config_path: Optional[str] = None) -> ConfigFiles:
         """Profiles already parsed (for callers that hold them in memory, and tests)."""
-        files = cls(None, None)
-        files.config_path = config_path
-        files._parsed = profiles
-        return files
+        return cls(config_path, None, parsed=profiles)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> ConfigFiles:
