@@ -46,7 +46,7 @@ def test_whoami_text_names_where_settings_came_from(
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "environment variable ASSUME_PROVIDER_ROLE_ARN" in out
-    assert "argument source" in out
+    assert "option --source" in out
     assert "key assume_provider_duration_seconds in profile 'default'" in out
     assert aws_env.world.instance_session_arn in out
     assert f"account: {aws_env.world.account_a}" in out
