@@ -13,10 +13,13 @@ EXIT_USAGE = 2
 ERROR_PREFIX = "assume-provider: error: "
 
 
+def one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
 def print_error(message: str) -> None:
     """One line on stderr, in the format every failure of this tool uses."""
-    one_line = " ".join(str(message).split())
-    sys.stderr.write(f"{ERROR_PREFIX}{one_line}\n")
+    sys.stderr.write(f"{ERROR_PREFIX}{one_line(message)}\n")
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
