@@ -192,6 +192,27 @@ def test_source_instance_metadata_without_a_role(
     assert "2." not in message and "environment:" not in message
 
 
+def test_source_profile_names_the_profile_and_what_botocore_tried_after_it(
+    aws_env: TestBed, subprocess_env: dict[str, str]
+) -> None:
+    write_config(subprocess_env, "[profile empty]\nregion = eu-west-1\n")
+    env = dict(subprocess_env, AWS_EC2_METADATA_DISABLED="true")
+    target = aws_env.world.target_role_arn
+    result = run_tool(["whoami", "--json", "--source", "profile:empty", "--role-arn", target], env)
+
+    assert result.returncode == 1
+    message = error_line(result)
+    assert (
+        "(source profile:empty); tried, in botocore's order: "
+        "1. shared files: profile 'empty' has no role_arn"
+    ) in message
+    # botocore's chain for a named profile goes on to the container and IMDS, never the
+    # environment; its web identity provider ignores AWS_WEB_IDENTITY_TOKEN_FILE too.
+    tried = json.loads(result.stdout)["error"]["tried"]
+    assert [a["place"] for a in tried] == AUTO_PLACES[1:]
+    assert "AWS_WEB_IDENTITY_TOKEN_FILE" not in message
+
+
 # -- the capped duration ------------------------------------------------------------------
 
 

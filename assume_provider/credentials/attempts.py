@@ -98,7 +98,7 @@ def explain(
         if place == ENVIRONMENT:
             reason = _environment(env)
         elif place == SHARED_FILES:
-            reason = _shared_files(group, session, env, env_skipped_for_profile)
+            reason = _shared_files(group, session, env)
         elif place == CONTAINER:
             reason = f"neither {_CONTAINER_VARS[0]} nor {_CONTAINER_VARS[1]} is set"
         elif place == INSTANCE_METADATA:
@@ -121,9 +121,7 @@ def _environment(env: Mapping[str, str]) -> str:
     return "AWS_ACCESS_KEY_ID is set, but botocore found no credentials there"
 
 
-def _shared_files(
-    methods: Sequence[str], session: Any, env: Mapping[str, str], env_skipped: bool
-) -> str:
+def _shared_files(methods: Sequence[str], session: Any, env: Mapping[str, str]) -> str:
     name = session.get_config_variable("profile") or "default"
     credentials_file = os.path.expanduser(session.get_config_variable("credentials_file") or "")
     config_file = os.path.expanduser(session.get_config_variable("config_file") or "")
@@ -141,10 +139,12 @@ def _shared_files(
             parts.append(f"profile '{name}' has no {_or(missing)} in {files}")
         if "credential_process" in profile and "custom-process" not in methods:
             parts.append(
-                f"profile '{name}''s credential_process runs assume-provider itself and is "
-                "skipped (it would ask this tool again)"
+                f"the credential_process of profile '{name}' runs assume-provider itself and "
+                "is skipped (it would ask this tool again)"
             )
-    if "assume-role-with-web-identity" in methods and not env_skipped:
+    # botocore's web identity provider ignores the environment for an explicitly named profile.
+    env_ignored = session.instance_variables().get("profile") is not None
+    if "assume-role-with-web-identity" in methods and not env_ignored:
         if not env.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
             parts.append("AWS_WEB_IDENTITY_TOKEN_FILE is not set")
     if "ec2-credentials-file" in methods and "AWS_CREDENTIAL_FILE" in env:
@@ -203,8 +203,9 @@ def not_found_message(source: Source, attempts: Sequence[Attempt]) -> str:
             "credentials in one of these places"
         )
     else:
+        where = "there" if len(attempts) == 1 else "in one of these places"
         advice = (
-            f"Provide credentials there, or {setting} to another source: "
+            f"Provide credentials {where}, or {setting} to another source: "
             f"{_other_sources(source)}"
         )
     return (
