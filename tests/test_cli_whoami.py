@@ -64,12 +64,21 @@ def test_whoami_names_the_denied_hop_the_role_the_caller_and_the_code(
         subprocess_env,
     )
     assert result.returncode == 1
-    assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith("assume-provider: error: hop 2 of 2 failed")
     assert forbidden in line
     assert world.assumed_role_arn(world.hop_role_arn, "diag") in line  # the calling identity
     assert "AccessDenied" in line
+    # --json: the same failure as a JSON error object on stdout, and nothing else there.
+    error = json.loads(result.stdout)["error"]
+    assert error == {
+        "code": "assume_role_failed",
+        "message": line[len("assume-provider: error: ") :],
+        "exit_status": 1,
+        "hop": 2,
+        "role_arn": forbidden,
+        "aws_error_code": "AccessDenied",
+    }
 
 
 def test_whoami_first_hop_denied_by_sts(aws_env: TestBed, subprocess_env: dict[str, str]) -> None:
