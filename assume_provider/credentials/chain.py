@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -11,6 +10,7 @@ from typing import Any, Callable, Optional
 import botocore.exceptions
 import botocore.utils
 
+from ..engine.forksafe import ForkSafeLock
 from ..engine.refresh import TemporaryCredentials
 from ..errors import AssumeRoleError
 from ..redaction import redact_text, register_secret
@@ -92,7 +92,7 @@ def plan_hops(
 # The capped chains already warned about in this process. The user asked for a duration they
 # will not get: say so once (a WARNING), not on every hourly refresh of a long-running process.
 _warned_caps: set[tuple[tuple[str, ...], int, tuple[int, ...]]] = set()
-_warned_caps_lock = threading.Lock()
+_warned_caps_lock = ForkSafeLock()
 
 
 def _capped_level(cap: tuple[tuple[str, ...], int, tuple[int, ...]]) -> int:
