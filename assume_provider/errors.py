@@ -26,6 +26,19 @@ class SourceCredentialsError(AssumeProviderError):
     """The source credentials (instance profile, environment, profile...) could not be loaded."""
 
 
+class NoSourceCredentialsError(SourceCredentialsError):
+    """Every place the source looks at had no credentials.
+
+    ``tried`` holds (place, reason) pairs in botocore's order; the message says the same in
+    one line and names the setting that chooses another source.
+    """
+
+    def __init__(self, message: str, *, source: str, tried: tuple[tuple[str, str], ...]) -> None:
+        super().__init__(message)
+        self.source = source
+        self.tried = tried
+
+
 class AssumeRoleError(AssumeProviderError):
     """STS refused or failed one hop of the chain.
 

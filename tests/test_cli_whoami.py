@@ -46,7 +46,7 @@ def test_whoami_text_names_where_settings_came_from(
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "environment variable ASSUME_PROVIDER_ROLE_ARN" in out
-    assert "argument source" in out
+    assert "option --source" in out
     assert "key assume_provider_duration_seconds in profile 'default'" in out
     assert aws_env.world.instance_session_arn in out
     assert f"account: {aws_env.world.account_a}" in out
@@ -64,12 +64,21 @@ def test_whoami_names_the_denied_hop_the_role_the_caller_and_the_code(
         subprocess_env,
     )
     assert result.returncode == 1
-    assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith("assume-provider: error: hop 2 of 2 failed")
     assert forbidden in line
     assert world.assumed_role_arn(world.hop_role_arn, "diag") in line  # the calling identity
     assert "AccessDenied" in line
+    # --json: the same failure as a JSON error object on stdout, and nothing else there.
+    error = json.loads(result.stdout)["error"]
+    assert error == {
+        "code": "assume_role_failed",
+        "message": line[len("assume-provider: error: ") :],
+        "exit_status": 1,
+        "hop": 2,
+        "role_arn": forbidden,
+        "aws_error_code": "AccessDenied",
+    }
 
 
 def test_whoami_first_hop_denied_by_sts(aws_env: TestBed, subprocess_env: dict[str, str]) -> None:

@@ -13,10 +13,13 @@ EXIT_USAGE = 2
 ERROR_PREFIX = "assume-provider: error: "
 
 
+def one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
 def print_error(message: str) -> None:
     """One line on stderr, in the format every failure of this tool uses."""
-    one_line = " ".join(str(message).split())
-    sys.stderr.write(f"{ERROR_PREFIX}{one_line}\n")
+    sys.stderr.write(f"{ERROR_PREFIX}{one_line(message)}\n")
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
@@ -76,18 +79,40 @@ def settings_arguments(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def configure_logging(debug: bool) -> None:
-    if not debug:
-        return
+    """With --debug, every DEBUG record (secrets redacted). Without it, this package's warnings,
+    one line each in the error line's format: with no handler, Python's last-resort handler
+    would print them bare."""
     import logging
 
-    from ..redaction import install_redaction
+    from ..redaction import install_redaction, redact_text
 
-    logging.basicConfig(
-        level=logging.DEBUG,
-        stream=sys.stderr,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
-    install_redaction()
+    if debug:
+        logging.basicConfig(
+            level=logging.DEBUG,
+            stream=sys.stderr,
+            format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        )
+        install_redaction()
+        return
+
+    class OneLine(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                text = one_line(redact_text(record.getMessage()))
+                # sys.stderr as it is now, like Python's last-resort handler.
+                sys.stderr.write(f"assume-provider: {record.levelname.lower()}: {text}\n")
+            except Exception:  # noqa: BLE001 - logging's own contract for a failing handler
+                self.handleError(record)
+
+    package = logging.getLogger("assume_provider")
+    if any(handler.get_name() == _WARNINGS_HANDLER for handler in package.handlers):
+        return  # configured by an earlier run in this process
+    handler = OneLine(logging.WARNING)
+    handler.set_name(_WARNINGS_HANDLER)
+    package.addHandler(handler)
+
+
+_WARNINGS_HANDLER = "assume-provider-cli-warnings"
 
 
 def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

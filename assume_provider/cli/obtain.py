@@ -30,10 +30,10 @@ LOCK_TIMEOUT = 30.0
 def load_cli_settings(inputs: SettingInputs) -> Settings:
     """Validated settings for a subcommand; ConfigError (exit 2) if no role is configured."""
     from ..config.inputs import config_key, env_var
-    from ..config.settings import resolve_settings
+    from ..config.settings import Origin, resolve_settings
     from ..errors import ConfigError
 
-    settings = resolve_settings(inputs)
+    settings = resolve_settings(inputs, argument_origin=Origin.option)
     if not settings.active:
         raise ConfigError(
             f"no role to assume: give --role-arn, set {env_var('role_arn')}, or set "

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Callable, NoReturn, Optional
 
+from .. import __version__
 from . import common
 
 # Each subcommand module exposes ``add_parser(subparsers, parents)``, which registers its
@@ -49,6 +50,9 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
         description="Chained IAM AssumeRole credentials for the AWS CLI, shells and SDKs.",
     )
     common.add_global_options(parser, top_level=True)
+    parser.add_argument(
+        "--version", action="version", version=f"assume-provider {__version__}"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     parents = [common.settings_parent_parser()]

@@ -39,6 +39,48 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 class WhoamiError(Exception):
     """A step of the chain failed; the message says which and as whom."""
 
+    def __init__(self, message: str, code: str, **details: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
+
+
+def error_document(exc: BaseException) -> dict[str, Any]:
+    """The ``--json`` form of a failure: ``{"error": {"code", "message", "exit_status", ...}}``.
+
+    ``code`` is one of a fixed set (see ``_error_code``); ``message`` is the stderr line's text;
+    some codes add fields: ``tried`` for no_source_credentials, ``hop``, ``role_arn`` and
+    ``aws_error_code`` for assume_role_failed.
+    """
+    error: dict[str, Any] = {
+        "code": _error_code(exc),
+        "message": common.one_line(common.describe(exc)),
+        "exit_status": common.exit_status_for(exc),
+    }
+    if isinstance(exc, WhoamiError):
+        error.update(exc.details)
+    tried = getattr(exc, "tried", None)
+    if error["code"] == "no_source_credentials" and tried is not None:
+        error["tried"] = [{"place": place, "reason": reason} for place, reason in tried]
+    return {"error": error}
+
+
+def _error_code(exc: BaseException) -> str:
+    from ..errors import ConfigError, NoSourceCredentialsError, SourceCredentialsError
+    from .recursion import CredentialLoopError
+
+    if isinstance(exc, WhoamiError):
+        return exc.code
+    if isinstance(exc, ConfigError):
+        return "invalid_configuration"
+    if isinstance(exc, NoSourceCredentialsError):
+        return "no_source_credentials"
+    if isinstance(exc, SourceCredentialsError):
+        return "source_credentials_failed"
+    if isinstance(exc, CredentialLoopError):
+        return "credential_loop"
+    return "failed"
+
 
 def _setting_value(settings: Settings, name: str) -> str:
     if name == "role_arn":
@@ -54,6 +96,16 @@ def _say(enabled: bool, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except Exception as exc:
+        if args.json:  # a machine reading stdout gets the failure too; stderr is unchanged
+            sys.stdout.write(json.dumps(error_document(exc), indent=2) + "\n")
+            sys.stdout.flush()
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
     text = not args.json
     inputs = SettingInputs.from_environment(
         common.settings_arguments(args), os.environ, getattr(args, "profile", None)
@@ -111,7 +163,11 @@ def run(args: argparse.Namespace) -> int:
         except AssumeRoleError as exc:
             raise WhoamiError(
                 f"hop {hop.index} of {len(hops)} failed: AssumeRole {hop.role_arn} "
-                f"called by {caller_arn}: {exc.error_code or 'no AWS error code'}: {exc.message}"
+                f"called by {caller_arn}: {exc.error_code or 'no AWS error code'}: {exc.message}",
+                "assume_role_failed",
+                hop=hop.index,
+                role_arn=hop.role_arn,
+                aws_error_code=exc.error_code,
             ) from None
         caller = result.credentials
         identity = _identity(make_client, caller, f"hop {hop.index} ({hop.role_arn})")
@@ -147,8 +203,14 @@ def _identity(make_client: Any, credentials: Any, what: str) -> dict[str, Any]:
         error: dict[str, Optional[str]] = exc.response.get("Error", {})
         raise WhoamiError(
             f"GetCallerIdentity failed for {what}: {error.get('Code') or 'Unknown'}: "
-            f"{(error.get('Message') or '').strip()}"
+            f"{(error.get('Message') or '').strip()}",
+            "caller_identity_failed",
+            aws_error_code=error.get("Code") or None,
         ) from None
     except botocore.exceptions.BotoCoreError as exc:
-        raise WhoamiError(f"GetCallerIdentity failed for {what}: {exc}") from None
+        raise WhoamiError(
+            f"GetCallerIdentity failed for {what}: {exc}",
+            "caller_identity_failed",
+            aws_error_code=None,
+        ) from None
     return response

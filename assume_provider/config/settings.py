@@ -15,7 +15,7 @@ import re
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from . import inputs
 from .arns import role_arn_problem
@@ -48,10 +48,20 @@ class Origin:
     description: str
 
     @staticmethod
-    def of(place: str, name: str, profile: str, path: Optional[str]) -> Origin:
-        """The origin for one of ``inputs``' places (argument, environment, config, default)."""
+    def of(
+        place: str,
+        name: str,
+        profile: str,
+        path: Optional[str],
+        argument: Optional[Callable[[str], Origin]] = None,
+    ) -> Origin:
+        """The origin for one of ``inputs``' places (argument, environment, config, default).
+
+        ``argument`` words an explicit argument as its caller takes it: the library's keyword
+        argument by default, the command line's option (``Origin.option``) for the CLI.
+        """
         if place == inputs.ARGUMENT:
-            return Origin.argument(name)
+            return (argument or Origin.argument)(name)
         if place == inputs.ENVIRONMENT:
             return Origin.environment(name)
         if place == inputs.CONFIG:
@@ -60,7 +70,13 @@ class Origin:
 
     @staticmethod
     def argument(name: str) -> Origin:
+        """A keyword argument of the Python API, e.g. ``argument role_arn``."""
         return Origin(f"argument {name}")
+
+    @staticmethod
+    def option(name: str) -> Origin:
+        """A command-line option, as the user typed it, e.g. ``option --role-arn``."""
+        return Origin(f"option --{name.replace('_', '-')}")
 
     @staticmethod
     def environment(name: str) -> Origin:
@@ -249,8 +265,14 @@ def default_session_name() -> str:
     return sanitize_session_name(f"{user}@{host}")
 
 
-def resolve_settings(given: SettingInputs) -> Settings:
-    """Validate the winning value of every setting; raise ConfigError on any invalid one."""
+def resolve_settings(
+    given: SettingInputs, *, argument_origin: Optional[Callable[[str], Origin]] = None
+) -> Settings:
+    """Validate the winning value of every setting; raise ConfigError on any invalid one.
+
+    ``argument_origin`` names where explicit arguments came from (``Origin.option`` for the
+    command line); by default they are the Python API's keyword arguments.
+    """
     unknown = set(given.arguments) - set(SETTING_NAMES)
     if unknown:
         from ..errors import ConfigError
@@ -271,7 +293,8 @@ def resolve_settings(given: SettingInputs) -> Settings:
     raw: dict[str, tuple[Any, Origin]] = {}
     for name in SETTING_NAMES:
         value, place = given.lookup(name)
-        raw[name] = (value, Origin.of(place, name, profile.name, given.files.config_path))
+        origin = Origin.of(place, name, profile.name, given.files.config_path, argument_origin)
+        raw[name] = (value, origin)
     return Settings(
         role_arns=parse_role_chain(*raw[ROLE_ARN]),
         source=parse_source(*raw[SOURCE]),

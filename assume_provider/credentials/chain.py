@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 import botocore.exceptions
 import botocore.utils
 
+from ..engine.forksafe import ForkSafeLock
 from ..engine.refresh import TemporaryCredentials
 from ..errors import AssumeRoleError
 from ..redaction import redact_text, register_secret
@@ -76,15 +77,31 @@ def plan_hops(
             duration = ROLE_CHAINING_LIMIT
         last = position == len(role_arns) - 1
         hops.append(Hop(position + 1, role_arn, duration, external_id if last else None))
-    capped = [hop.index for hop in hops if hop.duration_seconds < duration_seconds]
+    capped = tuple(hop.index for hop in hops if hop.duration_seconds < duration_seconds)
     if capped:
-        logger.info(
+        logger.log(
+            _capped_level((tuple(role_arns), duration_seconds, capped)),
             "duration_seconds %d capped at %d for hop(s) %s: AWS limits role chaining to 1 hour",
             duration_seconds,
             ROLE_CHAINING_LIMIT,
             ", ".join(map(str, capped)),
         )
     return hops
+
+
+# The capped chains already warned about in this process. The user asked for a duration they
+# will not get: say so once (a WARNING), not on every hourly refresh of a long-running process.
+_warned_caps: set[tuple[tuple[str, ...], int, tuple[int, ...]]] = set()
+_warned_caps_lock = ForkSafeLock()
+
+
+def _capped_level(cap: tuple[tuple[str, ...], int, tuple[int, ...]]) -> int:
+    """WARNING the first time this process caps this chain at this duration, DEBUG after."""
+    with _warned_caps_lock:
+        if cap in _warned_caps:
+            return logging.DEBUG
+        _warned_caps.add(cap)
+    return logging.WARNING
 
 
 def assume_hop(

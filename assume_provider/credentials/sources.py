@@ -19,8 +19,9 @@ import botocore.session
 from ..config.inputs import EXPORTED_KEY_ID_VAR
 from ..config.settings import Source
 from ..engine.forksafe import ForkSafeLock, renew_in_child
-from ..errors import SourceCredentialsError
+from ..errors import NoSourceCredentialsError, SourceCredentialsError
 from ..redaction import register_secret
+from .attempts import explain, not_found_message
 
 # Set by `env` and `exec` to the access key ID they exported: those are account A's
 # credentials, never a valid source for assuming the chain again.
@@ -97,8 +98,9 @@ def _describe(source: Source, session: botocore.session.Session) -> str:
     return str(source)
 
 
-def _resolver_for(source: Source, session: botocore.session.Session) -> Any:
-    """A botocore CredentialResolver holding only the providers this source may use."""
+def _resolver_for(source: Source, session: botocore.session.Session) -> tuple[Any, Any]:
+    """A botocore CredentialResolver holding only the providers this source may use, and the
+    session those providers read (the source profile's own session for ``profile:NAME``)."""
     if source.kind == "profile":
         # A separate session for that profile. Its resolver is built by botocore directly, so
         # this package's provider (registered through the session component) is not in it.
@@ -114,17 +116,16 @@ def _resolver_for(source: Source, session: botocore.session.Session) -> Any:
                 f"invalid source 'profile:{source.profile}': profile '{source.profile}' is not "
                 "in the AWS config or credentials file"
             ) from None
-        return _without_self(
-            botocore.credentials.create_credential_resolver(profile_session), profile_session
-        )
+        resolver = botocore.credentials.create_credential_resolver(profile_session)
+        return _without_self(resolver, profile_session), profile_session
     resolver = botocore.credentials.create_credential_resolver(session)
     if source.kind == "auto":
-        return _without_self(resolver, session)
+        return _without_self(resolver, session), session
     method = {"instance-metadata": "iam-role", "container": "container-role", "environment": "env"}
     provider = resolver.get_provider(method[source.kind])
     if source.kind == "environment":
         provider = botocore.credentials.EnvProvider(environ=EnvironmentWithoutExportedCredentials())
-    return botocore.credentials.CredentialResolver(providers=[provider])
+    return botocore.credentials.CredentialResolver(providers=[provider]), session
 
 
 def _without_self(resolver: Any, session: botocore.session.Session) -> Any:
@@ -166,7 +167,7 @@ class SourceCredentials:
 
     def _load(self) -> Any:
         try:
-            resolver = _resolver_for(self.source, self._session)
+            resolver, read_session = _resolver_for(self.source, self._session)
             credentials = resolver.load_credentials()
         except botocore.exceptions.BotoCoreError as exc:
             if type(exc).__module__.startswith("assume_provider"):
@@ -175,10 +176,23 @@ class SourceCredentials:
                 f"cannot load source credentials ({_describe(self.source, self._session)}): {exc}"
             ) from None
         if credentials is None:
-            raise SourceCredentialsError(
-                f"no source credentials found (source {_describe(self.source, self._session)})"
-            )
+            raise self._not_found(resolver, read_session)
         return credentials
+
+    def _not_found(self, resolver: Any, read_session: Any) -> NoSourceCredentialsError:
+        methods = [provider.METHOD for provider in resolver.providers]
+        # botocore drops the environment when a session's profile is named explicitly.
+        env_skipped = (
+            self.source.kind == "auto"
+            and "env" not in methods
+            and read_session.instance_variables().get("profile") is not None
+        )
+        attempts = explain(methods, read_session, env_skipped_for_profile=env_skipped)
+        return NoSourceCredentialsError(
+            not_found_message(self.source, attempts),
+            source=str(self.source),
+            tried=tuple((attempt.place, attempt.reason) for attempt in attempts),
+        )
 
     def get(self) -> tuple[Any, str]:
         """The current frozen source credentials and the method botocore found them with."""
