@@ -29,14 +29,14 @@ def _layer_of(part: str) -> int:
 def _package_imports(path: Path) -> set[str]:
     """The first component under assume_provider of everything ``path`` imports."""
     module_parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    package = module_parts[:-1] if path.name != "__init__.py" else module_parts[:-1]
+    package = module_parts[:-1]  # a module's package, or the package of an __init__.py
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = list(package[: len(package) - (node.level - 1)])
                 target = base + (node.module.split(".") if node.module else [])
-                names = [target] if node.module else [target + [a.name] for a in node.names]
+                names = [target] if node.module else [[*target, a.name] for a in node.names]
             else:
                 names = [(node.module or "").split(".")]
         elif isinstance(node, ast.Import):
