@@ -45,7 +45,9 @@ def _package_imports(path: Path) -> set[str]:
             continue
         for name in names:
             if name and name[0] == "assume_provider" and len(name) > 1:
-                found.add(name[1])
+                part = name[1]
+                is_module = (PACKAGE / part).is_dir() or (PACKAGE / f"{part}.py").exists()
+                found.add(part if is_module else "__init__")  # a name from __init__.py
     return found
 
 
