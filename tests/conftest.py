@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import sys
 from collections.abc import Iterator
@@ -66,3 +67,38 @@ def subprocess_env(aws_env: TestBed) -> dict[str, str]:
     env.update({k: v for k, v in os.environ.items() if k.startswith("AWS_")})
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     return env
+
+
+# The core and CLI tests: the library in-process and as installed (test_core_*), and the
+# command-line tool with the real AWS CLI (test_cli_*). They need only the `test-core` extra
+# (pytest, pytest-timeout, moto[server], awscli) and are what CI also runs against the
+# minimum botocore/boto3 (see docs/dependencies.md). Select them with `pytest --core-cli`
+# (collects nothing else, so the other files' imports need not be installed) or, in a full
+# environment, with `-m core_cli`.
+CORE_AND_CLI_FILES = ("test_core_*.py", "test_cli_*.py")
+
+
+def _is_core_or_cli(path: Path) -> bool:
+    return any(fnmatch.fnmatch(path.name, pattern) for pattern in CORE_AND_CLI_FILES)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--core-cli",
+        action="store_true",
+        help=f"collect only the core and CLI tests ({', '.join(CORE_AND_CLI_FILES)})",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if not config.getoption("--core-cli"):
+        return None
+    if collection_path.is_file() and collection_path.name.startswith("test_"):
+        return not _is_core_or_cli(collection_path)
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_core_or_cli(item.path):
+            item.add_marker(pytest.mark.core_cli)
