@@ -61,10 +61,10 @@ import tempfile
 import threading
 import time
 import timeit
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -458,7 +458,7 @@ class Bench:
         for child in children:
             child.send("GO", go_at)
         results = {}
-        for contender, child in zip(contenders, children):
+        for contender, child in zip(contenders, children, strict=True):
             result = child.expect("RESULT")
             child.close()
             result["started_left"] = expiration - result["started"]

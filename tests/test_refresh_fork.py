@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import Callable, Optional
+from typing import Optional
 
 import pytest
 from refresh_fakes import T0, AccessDenied, FakeClock, SourceDown

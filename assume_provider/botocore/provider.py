@@ -12,9 +12,9 @@ import datetime
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import botocore.credentials
 import botocore.exceptions

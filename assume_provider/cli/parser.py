@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from typing import Callable, NoReturn, Optional
+from collections.abc import Callable, Sequence
+from typing import NoReturn, Optional
 
 from .. import __version__
 from . import common

@@ -13,9 +13,9 @@ import functools
 import getpass
 import re
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 from . import inputs
 from .arns import role_arn_problem

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from types import TracebackType
-from typing import Callable, Optional, Protocol
+from typing import Optional, Protocol
 
 
 class ForkSafeLock:

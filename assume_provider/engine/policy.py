@@ -37,9 +37,10 @@ What a failed refresh leaves behind (``after_failure``):
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Callable, Optional
+from typing import Optional
 
 from .model import utc_text
 from .schedule import Entry

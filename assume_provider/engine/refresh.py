@@ -21,8 +21,9 @@ import logging
 import random as _random
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, Optional
+from typing import Optional
 
 from .forksafe import renew_in_child
 from .model import (

@@ -9,8 +9,9 @@ the early refresh is jittered so that a fleet started together does not refresh 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 from .model import TemporaryCredentials
 

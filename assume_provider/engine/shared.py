@@ -6,8 +6,8 @@ limit; an evicted object keeps working for the sessions that hold it.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import Callable, TypeVar
+from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 from cachetools import LRUCache
 

@@ -14,9 +14,10 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from testbed.local_http import BackgroundServer, QuietHandler
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import socketserver
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 class LocalHTTPServer(ThreadingHTTPServer):

@@ -30,7 +30,8 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Optional
+    from collections.abc import Callable
+    from typing import Optional
 
 # Must match refresh.advisory_window_for (importing refresh costs ~5 ms of threading/logging
 # imports on the cache-hit path); tests check the two agree.
