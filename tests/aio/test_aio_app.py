@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("aiobotocore", reason="the async tests run in their own venv: ci/async-tests")
 
-from aio_apps import READ_SECRET, run_app, world_args, zero_code_available  # noqa: E402
-from provider_state import moto_role_of  # noqa: E402
-from testbed import TestBed  # noqa: E402
+from aio_apps import READ_SECRET, run_app, world_args, zero_code_available
+from provider_state import moto_role_of
+from testbed import TestBed
 
 SESSION_NAME = "async-app"
 

@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("aiobotocore", reason="the async tests run in their own venv: ci/async-tests")
 
-from aio_apps import READ_SECRET, run_app, run_app_raw, world_args  # noqa: E402
-from testbed import TestBed  # noqa: E402
-from testbed.proxy import Fault  # noqa: E402
+from aio_apps import READ_SECRET, run_app_raw, world_args
+from testbed import TestBed
+from testbed.proxy import Fault
 
 STORM = """
 import asyncio, json, sys, time
@@ -125,7 +125,7 @@ def test_an_expired_token_answer_to_an_async_client_is_retried_once_with_new_cre
     assert process.stdout is not None and process.stdin is not None
     assert process.stdout.readline().strip() == "READY"
     aws_env.proxy.inject(
-        Fault.error("ExpiredTokenException", 400, "The security token included in the request is expired"),
+        Fault.error("ExpiredTokenException", 400, "The security token is expired"),
         action="GetItem",
         times=1,
     )

@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("aiobotocore", reason="the async tests run in their own venv: ci/async-tests")
 
-from aio_apps import run_app  # noqa: E402
-from testbed import TestBed  # noqa: E402
-from testbed.proxy import Fault  # noqa: E402
+from aio_apps import run_app
+from testbed import TestBed
+from testbed.proxy import Fault
 
 SCENARIOS = """
 import asyncio, json, os, sys, threading, time
