@@ -16,16 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import datetime
 import threading
 import weakref
 from typing import Any, Optional
 
 import aiobotocore.credentials
 
+from ..botocore import provider as _provider
 from ..botocore.credentials import EngineCredentials
 from ..botocore.provider import engine_now
 from ..engine.forksafe import ForkSafeLock, renew_in_child
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
+
+
+def engine_clock() -> float:
+    return _provider.clock()  # looked up at each call: tests replace the engine's clock
+
 
 _views_lock = ForkSafeLock()
 _views: weakref.WeakKeyDictionary[EngineCredentials, AioEngineCredentials] = (
@@ -191,7 +198,12 @@ class AioEngineCredentials(aiobotocore.credentials.AioRefreshableCredentials):  
         return bool(self._view.refresh_needed(refresh_in))
 
     def _seconds_remaining(self) -> float:
-        return float(self._view._seconds_remaining())
+        current = self._engine.current
+        if current is None:
+            return 0.0
+        if current.expiration is None:
+            return float("inf")
+        return current.expiration - engine_clock()
 
     async def _refresh(self) -> None:
         await self.get_frozen_credentials()
@@ -205,8 +217,18 @@ class AioEngineCredentials(aiobotocore.credentials.AioRefreshableCredentials):  
 
     async def _metadata(self) -> dict[str, Any]:
         """``refresh_using``: the engine's credentials in botocore's metadata form."""
-        await self.get_frozen_credentials()
-        return self._view._metadata()
+        frozen = await self.get_frozen_credentials()
+        current = self._engine.current
+        expiry = None
+        if current is not None and current.expiration is not None:
+            expiry = datetime.datetime.fromtimestamp(current.expiration, datetime.timezone.utc)
+        return {
+            "access_key": frozen.access_key,
+            "secret_key": frozen.secret_key,
+            "token": frozen.token,
+            "expiry_time": expiry.isoformat() if expiry is not None else None,
+            "account_id": self._view.account_id,
+        }
 
     def invalidate(self, access_key_id: Optional[str] = None) -> None:
         """Route the next call through a refresh (after a service answered ExpiredToken)."""
