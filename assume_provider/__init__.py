@@ -23,16 +23,17 @@ __all__ = [
 _LAZY = {
     "AssumeRoleChainProvider": "botocore.provider",
     "ConfigError": "errors",
-    "install": "botocore.registration",
-    "register": "botocore.registration",
-    "uninstall": "botocore.registration",
+    # Through aio/: the same functions, with aiobotocore sessions covered too.
+    "install": "aio.registration",
+    "register": "aio.registration",
+    "uninstall": "aio.registration",
 }
 
 if TYPE_CHECKING:
     from typing import Any
 
+    from .aio.registration import install, register, uninstall
     from .botocore.provider import AssumeRoleChainProvider
-    from .botocore.registration import install, register, uninstall
     from .errors import ConfigError
 
 

@@ -70,8 +70,19 @@ def redact_text(text: str) -> str:
 
 # Loggers whose records can carry credentials: botocore's DEBUG records of requests and
 # responses, the SDK and CLI layers above it, and this package. The application's own
-# records are left exactly as they are.
-_WATCHED_LOGGERS = ("botocore", "boto3", "awscli", "s3transfer", "assume_provider")
+# records are left exactly as they are. The async SDKs (aiobotocore logs its own requests and
+# responses) are watched the same way.
+_WATCHED_LOGGERS = (
+    "botocore",
+    "boto3",
+    "awscli",
+    "s3transfer",
+    "aiobotocore",
+    "aioboto3",
+    "aiohttp",
+    "s3fs",
+    "assume_provider",
+)
 
 
 def _redacted_record(record: logging.LogRecord) -> logging.LogRecord:

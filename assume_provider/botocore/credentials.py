@@ -91,7 +91,9 @@ class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: i
             return snapshot[1]
         return self._publish(current)
 
-    def _frozen(self, current: TemporaryCredentials) -> Any:
+    def frozen(self, current: TemporaryCredentials) -> Any:
+        """botocore's frozen tuple for ``current`` (the engine's credentials), published once;
+        the async view calls this after getting ``current`` from the engine without blocking."""
         snapshot = self._snapshot
         if snapshot is not None and snapshot[0] is current:
             return snapshot[1]
@@ -189,7 +191,7 @@ class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: i
     def _metadata(self) -> dict[str, Any]:
         """``refresh_using``: the engine's credentials in botocore's metadata form."""
         current = self._engine.get()
-        frozen = self._frozen(current)
+        frozen = self.frozen(current)
         expiry = _expiry_datetime(current)
         return {
             "access_key": frozen.access_key,

@@ -193,10 +193,18 @@ class AssumeRoleChainProvider(botocore.credentials.CredentialProvider):  # type:
         session = self.session or botocore.session.get_session()
         return resolve_session_settings(session, self.arguments)
 
-    def load(self) -> Optional[EngineCredentials]:
+    def chain_session(self) -> botocore.session.Session:
+        """The botocore session whose configuration and STS clients build the chain."""
+        return self.session or botocore.session.get_session()
+
+    def resolve(self) -> Optional[EngineCredentials]:
+        """The shared credentials for this session's settings, or None when inactive."""
         if not self.enabled:
             return None
         settings = self.settings()
         if not settings.active:
             return None
-        return shared_credentials(settings, self.session or botocore.session.get_session())
+        return shared_credentials(settings, self.chain_session())
+
+    def load(self) -> Optional[EngineCredentials]:
+        return self.resolve()

@@ -7,9 +7,11 @@ registered lazily, so it is built at first use, after boto3 has applied the sess
 
 from __future__ import annotations
 
+import inspect
 import threading
 import weakref
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 import botocore
 import botocore.credentials
@@ -37,6 +39,48 @@ _installed_settings: Optional[dict[str, Any]] = None
 _installed_providers: weakref.WeakSet[AssumeRoleChainProvider] = weakref.WeakSet()
 
 
+@dataclass(frozen=True)
+class SessionKind:
+    """A kind of botocore session other than botocore's own (aiobotocore's ``AioSession``):
+    how to recognise one, the provider class its resolver awaits or calls, and the factory of
+    the rest of its credential chain. Added by the layer that knows the kind (``aio/``)."""
+
+    name: str
+    matches: Callable[[botocore.session.Session], bool]
+    provider_class: type[AssumeRoleChainProvider]
+    create_resolver: Callable[..., Any]
+
+
+_SYNC_KIND = SessionKind(
+    "botocore",
+    lambda session: True,
+    AssumeRoleChainProvider,
+    botocore.credentials.create_credential_resolver,
+)
+_kinds: list[SessionKind] = []
+
+
+def add_session_kind(kind: SessionKind) -> None:
+    """Let install() and register() cover sessions of ``kind`` too (idempotent by name)."""
+    with _lock:
+        if all(existing.name != kind.name for existing in _kinds):
+            _kinds.append(kind)
+
+
+def _is_async(session: botocore.session.Session) -> bool:
+    # An async session (aiobotocore's) awaits its resolver; a sync provider there would crash
+    # every client it creates.
+    return inspect.iscoroutinefunction(getattr(type(session), "get_credentials", None))
+
+
+def _kind_of(session: botocore.session.Session) -> Optional[SessionKind]:
+    """The session's kind, or None for an async session no layer has claimed."""
+    for kind in _kinds:
+        if kind.matches(session):
+            return kind
+    return None if _is_async(session) else _SYNC_KIND
+
+
 def _botocore_session(session: Any) -> botocore.session.Session:
     if session is None:
         import boto3
@@ -50,16 +94,19 @@ def _botocore_session(session: Any) -> botocore.session.Session:
     if isinstance(session, botocore.session.Session):
         return session
     raise TypeError(
-        f"register() needs a boto3.Session or botocore.session.Session, not {type(session)!r}"
+        "register() needs a boto3, botocore, aioboto3 or aiobotocore session, "
+        f"not {type(session)!r}"
     )
 
 
-def _resolver_factory(session: botocore.session.Session, provider: AssumeRoleChainProvider) -> Any:
+def _resolver_factory(
+    session: botocore.session.Session, provider: AssumeRoleChainProvider, kind: SessionKind
+) -> Any:
     def build_resolver() -> Any:
         # botocore's own factory passes the region of the last client created; keep that.
         region = private.last_client_region(session)
         try:
-            resolver = botocore.credentials.create_credential_resolver(session, region_name=region)
+            resolver = kind.create_resolver(session, region_name=region)
         except botocore.exceptions.ProfileNotFound:
             # Raises the ConfigError that names the profile and what named it.
             resolve_session_settings(session, provider.arguments)
@@ -84,16 +131,24 @@ def register(session: Any = None, **settings: Any) -> AssumeRoleChainProvider:
 def _register(
     target: botocore.session.Session, settings: dict[str, Any]
 ) -> AssumeRoleChainProvider:
+    kind = _kind_of(target)
+    if kind is None:
+        raise TypeError(
+            f"{type(target).__name__} is an async session: register it with "
+            "assume_provider.register(), which covers aiobotocore sessions"
+        )
     with _lock:
         provider = _providers.get(target)
         if provider is not None:
             provider.arguments = AssumeRoleChainProvider(target, **settings).arguments
             provider.enabled = True
             return provider
-        provider = AssumeRoleChainProvider(target, **settings)
+        provider = kind.provider_class(target, **settings)
         _providers[target] = provider
     install_redaction()
-    target.lazy_register_component("credential_provider", _resolver_factory(target, provider))
+    target.lazy_register_component(
+        "credential_provider", _resolver_factory(target, provider, kind)
+    )
     target.register(
         "needs-retry",
         retry_once_after_expired_token,
@@ -106,7 +161,8 @@ def _register(
 
 def _initializer(session: botocore.session.Session) -> None:
     settings = _installed_settings
-    if settings is not None:
+    if settings is not None and _kind_of(session) is not None:
+        # An async session no layer claims keeps its own resolver (never a sync one).
         _installed_providers.add(_register(session, settings))
 
 

@@ -167,6 +167,23 @@ class RefreshingCredentials:
             return credentials
         return self._get_slow(now)
 
+    def poll(self) -> tuple[Optional[TemporaryCredentials], bool]:
+        """What get() would do, without ever waiting: (credentials to serve now, refresh due).
+
+        For callers that must not block, such as an event loop: serve the credentials, and
+        when a refresh is due run get() elsewhere (a worker thread), awaiting it only when
+        there is nothing to serve (None). Valid credentials cost what get() costs them.
+        """
+        now = self._clock()
+        refresh_at, credentials = self._hot
+        if now < refresh_at:
+            return credentials, False
+        decision, entry = self._settle(now)
+        if decision is Decision.REFRESH_AND_WAIT:
+            return None, True
+        assert entry is not None
+        return entry.credentials, decision is Decision.REFRESH_WITHOUT_WAITING
+
     def invalidate(self, access_key_id: Optional[str] = None) -> None:
         """Force the next get() through a refresh, unless the rejected key was already replaced."""
         with self._state_lock:
@@ -215,11 +232,11 @@ class RefreshingCredentials:
 
     # -- slow path: carry out the policy's decision ------------------------------------
 
-    def _get_slow(self, now: float) -> TemporaryCredentials:
-        """Credentials that are due (or missing): ask the policy, then do what it says."""
+    def _settle(self, now: float) -> tuple[Decision, Optional[Entry]]:
+        """Ask the policy and carry out every decision that needs no fetch (serve, re-arm,
+        raise the remembered error); return the decision and the entry it was about."""
         if self._prefetch:
             self._prefetcher.ensure_running(self)  # lazily, e.g. in a forked child
-        attempts_seen = self._attempts
         entry = self._entry  # one snapshot of each: other threads publish new ones
         setback = self._setback
         decision = decide(now, entry, forced=self._forced, setback=setback)
@@ -228,14 +245,20 @@ class RefreshingCredentials:
             with self._state_lock:  # re-arm the hot path, unless invalidated meanwhile
                 if self._entry is entry and not self._forced:
                     self._hot = (entry.callers_at, entry.credentials)
-            return entry.credentials
-        if decision is Decision.RAISE_REMEMBERED:
+        elif decision is Decision.RAISE_REMEMBERED:
             assert setback.error is not None
             raise setback.error.with_traceback(setback.traceback)
-        if decision is Decision.SERVE_RATE_LIMITED:
-            assert entry is not None
+        elif decision is Decision.SERVE_RATE_LIMITED:
             with self._state_lock:
                 self._rate_limited += 1
+        return decision, entry
+
+    def _get_slow(self, now: float) -> TemporaryCredentials:
+        """Credentials that are due (or missing): ask the policy, then do what it says."""
+        attempts_seen = self._attempts
+        decision, entry = self._settle(now)
+        if decision is Decision.SERVE or decision is Decision.SERVE_RATE_LIMITED:
+            assert entry is not None
             return entry.credentials
         if decision is Decision.REFRESH_WITHOUT_WAITING:
             assert entry is not None

@@ -129,7 +129,7 @@ class _ActivatingLoader:
 def _activate(botocore: ModuleType) -> None:
     """``assume_provider.install()``; on failure, arrange for the failure to surface later."""
     try:
-        from ..botocore.registration import install
+        from ..aio.registration import install  # covers aiobotocore sessions too
 
         install()
     except Exception as exc:  # noqa: BLE001 - a broken install must not break `import botocore`

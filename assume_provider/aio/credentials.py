@@ -1,0 +1,240 @@
+"""aiobotocore's view of the refresh engine: what aiobotocore's signers and users await.
+
+``await get_frozen_credentials()`` asks the engine without ever waiting (``poll()``): valid
+credentials are one clock read and a comparison, on the loop, with no thread hop. When a
+refresh is due it runs ``engine.get()`` in a worker thread, so the loop never waits on STS
+or IMDS; a task awaits that thread only when there is nothing valid to serve. The worker
+threads of all tasks, loops and threads share one flight per engine, and the engine's own
+lock makes it one flight with sync callers too.
+
+The flight is a ``concurrent.futures.Future``, not an asyncio object: each waiter wraps it for
+its own running loop at the moment it waits, so several loops in threads, ``asyncio.run()``
+called twice, and a forked child (where the flight is forgotten) all work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+import threading
+import weakref
+from typing import Any, Optional
+
+import aiobotocore.credentials
+
+from ..botocore import provider as _provider
+from ..botocore.credentials import EngineCredentials
+from ..botocore.provider import engine_now
+from ..engine.forksafe import ForkSafeLock, renew_in_child
+from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
+
+
+def engine_clock() -> float:
+    return _provider.clock()  # looked up at each call: tests replace the engine's clock
+
+
+_views_lock = ForkSafeLock()
+_views: weakref.WeakKeyDictionary[EngineCredentials, AioEngineCredentials] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def async_view(credentials: EngineCredentials) -> AioEngineCredentials:
+    """The one async view of ``credentials`` (so all async sessions share its flight)."""
+    with _views_lock:
+        view = _views.get(credentials)
+        if view is None:
+            view = _views[credentials] = AioEngineCredentials(credentials)
+        return view
+
+
+class AioEngineCredentials(aiobotocore.credentials.AioRefreshableCredentials):  # type: ignore[misc]
+    """An ``AioRefreshableCredentials`` whose credentials and refresh decisions are the engine's.
+
+    Built on the sync view (``EngineCredentials``) of the same engine: that publishes botocore's
+    frozen tuple once per refresh and records each key it hands out, which the ExpiredToken
+    retry (the same handler for sync and async clients) relies on.
+    """
+
+    def __init__(self, view: EngineCredentials) -> None:
+        self._view = view
+        self._engine: RefreshingCredentials = view.engine
+        self._flight_lock = ForkSafeLock()
+        self._flight: Optional[concurrent.futures.Future[TemporaryCredentials]] = None
+        super().__init__(
+            access_key="",
+            secret_key="",
+            token=None,
+            expiry_time=None,
+            refresh_using=self._metadata,
+            method=view.method,
+            time_fetcher=engine_now,
+            account_id=view.account_id,
+        )
+        renew_in_child(self)
+
+    def _create_lock(self) -> Any:
+        # aiobotocore's _refresh would take it; ours never does. A threading lock, because an
+        # asyncio.Lock belongs to one event loop.
+        return threading.Lock()
+
+    def _after_fork_in_child(self) -> None:
+        self._flight = None  # its thread does not exist in the child
+
+    @property
+    def engine(self) -> RefreshingCredentials:
+        return self._engine
+
+    @property
+    def issued_keys(self) -> tuple[str, ...]:
+        return self._view.issued_keys
+
+    # -- what aiobotocore's signers and users await ----------------------------------------
+
+    async def get_frozen_credentials(self) -> Any:
+        current, due = self._engine.poll()
+        if current is None:  # nothing valid to serve: wait for the worker thread
+            current = await asyncio.wrap_future(self._refresh_in_thread())
+        elif due:  # early: refresh in the background, serve the valid ones now
+            self._refresh_in_thread()
+        return self._view.frozen(current)
+
+    async def get_account_id(self) -> Optional[str]:
+        # Known from the last role's ARN: endpoint resolution reads it with no fetch.
+        return self._view.account_id
+
+    async def get_access_key(self) -> str:
+        return str((await self.get_frozen_credentials()).access_key)
+
+    async def get_secret_key(self) -> str:
+        return str((await self.get_frozen_credentials()).secret_key)
+
+    async def get_token(self) -> Optional[str]:
+        token = (await self.get_frozen_credentials()).token
+        return None if token is None else str(token)
+
+    # aiobotocore's properties raise NotImplementedError (they cannot await a refresh). These
+    # answer from credentials the engine can serve now, and raise the same way only when
+    # there are none (a refresh must be awaited first).
+    def _served(self) -> Any:
+        current, _due = self._engine.poll()
+        if current is None:
+            raise NotImplementedError(
+                "no credentials fetched yet: await get_frozen_credentials() first"
+            )
+        return self._view.frozen(current)
+
+    @property
+    def access_key(self) -> str:
+        return str(self._served().access_key)
+
+    @access_key.setter
+    def access_key(self, value: str) -> None:
+        self._access_key = value
+
+    @property
+    def secret_key(self) -> str:
+        return str(self._served().secret_key)
+
+    @secret_key.setter
+    def secret_key(self, value: str) -> None:
+        self._secret_key = value
+
+    @property
+    def token(self) -> Optional[str]:
+        token = self._served().token
+        return None if token is None else str(token)
+
+    @token.setter
+    def token(self, value: Optional[str]) -> None:
+        self._token = value
+
+    @property
+    def account_id(self) -> Optional[str]:
+        return self._view.account_id
+
+    @account_id.setter
+    def account_id(self, value: Optional[str]) -> None:
+        self._account_id = value
+
+    # -- the refresh, off the loop -----------------------------------------------------------
+
+    def _refresh_in_thread(self) -> concurrent.futures.Future[TemporaryCredentials]:
+        """The flight in progress, or a new one: ``engine.get()`` in a worker thread."""
+        with self._flight_lock:
+            flight = self._flight
+            if flight is None:
+                flight = concurrent.futures.Future()
+                # Running: a waiter's cancellation must not cancel the other waiters' result.
+                flight.set_running_or_notify_cancel()
+                self._flight = flight
+                threading.Thread(
+                    target=self._fly,
+                    args=(flight,),
+                    name="assume-provider-refresh",
+                    daemon=True,
+                ).start()
+        return flight
+
+    def _fly(self, flight: concurrent.futures.Future[TemporaryCredentials]) -> None:
+        try:
+            result = self._engine.get()
+        except BaseException as exc:  # noqa: BLE001 - every waiter gets what get() raised
+            self._land(flight)
+            flight.set_exception(exc)
+        else:
+            self._land(flight)
+            flight.set_result(result)
+
+    def _land(self, flight: concurrent.futures.Future[TemporaryCredentials]) -> None:
+        with self._flight_lock:
+            if self._flight is flight:
+                self._flight = None
+
+    # -- aiobotocore's refresh entry points, answered by the engine --------------------------
+
+    def refresh_needed(self, refresh_in: Optional[float] = None) -> bool:
+        return bool(self._view.refresh_needed(refresh_in))
+
+    def _seconds_remaining(self) -> float:
+        current = self._engine.current
+        if current is None:
+            return 0.0
+        if current.expiration is None:
+            return float("inf")
+        return current.expiration - engine_clock()
+
+    async def _refresh(self) -> None:
+        await self.get_frozen_credentials()
+
+    async def _protected_refresh(self, is_mandatory: bool) -> None:
+        try:
+            await self.get_frozen_credentials()
+        except Exception:
+            if is_mandatory:
+                raise
+
+    async def _metadata(self) -> dict[str, Any]:
+        """``refresh_using``: the engine's credentials in botocore's metadata form."""
+        frozen = await self.get_frozen_credentials()
+        current = self._engine.current
+        expiry = None
+        if current is not None and current.expiration is not None:
+            expiry = datetime.datetime.fromtimestamp(current.expiration, datetime.timezone.utc)
+        return {
+            "access_key": frozen.access_key,
+            "secret_key": frozen.secret_key,
+            "token": frozen.token,
+            "expiry_time": expiry.isoformat() if expiry is not None else None,
+            "account_id": self._view.account_id,
+        }
+
+    def invalidate(self, access_key_id: Optional[str] = None) -> None:
+        """Route the next call through a refresh (after a service answered ExpiredToken)."""
+        self._engine.invalidate(access_key_id)
+
+    def __repr__(self) -> str:
+        current = self._engine.current
+        key = current.access_key_id if current else None
+        return f"<AioEngineCredentials method={self.method!r} access_key_id={key!r}>"
