@@ -15,6 +15,7 @@ LAYERS = [
     {"config"},
     {"credentials"},
     {"botocore"},
+    {"aio"},  # the aiobotocore view, built on the botocore integration
     {"cli", "startup", "templates", "__init__", "__main__"},
 ]
 
