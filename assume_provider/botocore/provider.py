@@ -42,7 +42,7 @@ def session_inputs(
     """The settings inputs of ``session``: its own profile and files, as botocore resolves them."""
     name = session.get_config_variable("profile")
     from_environment = choose_profile(os.environ)
-    if not name:
+    if name is None:
         profile = from_environment
     elif name == from_environment.name and from_environment.named_by is not None:
         profile = from_environment

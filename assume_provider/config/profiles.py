@@ -44,12 +44,14 @@ def expand_path(path: str) -> str:
     return os.path.expanduser(os.path.expandvars(path))
 
 
+# A variable that is set counts even when empty, as in botocore: AWS_CONFIG_FILE='' names no
+# file at all (not the default one), and AWS_PROFILE='' names a profile that does not exist.
 def config_file_path(environ: Mapping[str, str]) -> str:
-    return expand_path(environ.get(CONFIG_FILE_VARIABLE) or DEFAULT_CONFIG_FILE)
+    return expand_path(environ.get(CONFIG_FILE_VARIABLE, DEFAULT_CONFIG_FILE))
 
 
 def credentials_file_path(environ: Mapping[str, str]) -> str:
-    return expand_path(environ.get(CREDENTIALS_FILE_VARIABLE) or DEFAULT_CREDENTIALS_FILE)
+    return expand_path(environ.get(CREDENTIALS_FILE_VARIABLE, DEFAULT_CREDENTIALS_FILE))
 
 
 class ProfileChoice:
@@ -71,18 +73,18 @@ def choose_profile(
     environ: Mapping[str, str], explicit: Optional[str] = None, explicit_origin: str = "--profile"
 ) -> ProfileChoice:
     """The profile botocore would use, given an explicit name (a session's or ``--profile``)."""
-    if explicit:
+    if explicit is not None:
         return ProfileChoice(explicit, explicit_origin)
     for variable in PROFILE_VARIABLES:
         value = environ.get(variable)
-        if value:
+        if value is not None:
             return ProfileChoice(value, f"environment variable {variable}")
     return ProfileChoice(DEFAULT_PROFILE, None)
 
 
 def _read_bytes(path: Optional[str]) -> Optional[bytes]:
     """The file's content, or None where botocore would find no file (ConfigNotFound)."""
-    if path is None or not os.path.isfile(path):
+    if not path or not os.path.isfile(path):
         return None
     try:
         with open(path, "rb") as stream:
