@@ -24,7 +24,7 @@ from typing import Any, Optional
 import aiobotocore.credentials
 
 from ..botocore import provider as _provider
-from ..botocore.credentials import EngineCredentials
+from ..botocore.credentials import EngineCredentials, FrozenProperties
 from ..botocore.provider import engine_now
 from ..engine.forksafe import ForkSafeLock, renew_in_child
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
@@ -49,7 +49,7 @@ def async_view(credentials: EngineCredentials) -> AioEngineCredentials:
         return view
 
 
-class AioEngineCredentials(aiobotocore.credentials.AioRefreshableCredentials):  # type: ignore[misc]
+class AioEngineCredentials(FrozenProperties, aiobotocore.credentials.AioRefreshableCredentials):  # type: ignore[misc]
     """An ``AioRefreshableCredentials`` whose credentials and refresh decisions are the engine's.
 
     Built on the sync view (``EngineCredentials``) of the same engine: that publishes botocore's
@@ -117,38 +117,13 @@ class AioEngineCredentials(aiobotocore.credentials.AioRefreshableCredentials):  
     # aiobotocore's properties raise NotImplementedError (they cannot await a refresh). These
     # answer from credentials the engine can serve now, and raise the same way only when
     # there are none (a refresh must be awaited first).
-    def _served(self) -> Any:
+    def _serving(self) -> Any:
         current, _due = self._engine.poll()
         if current is None:
             raise NotImplementedError(
                 "no credentials fetched yet: await get_frozen_credentials() first"
             )
         return self._view.frozen(current)
-
-    @property
-    def access_key(self) -> str:
-        return str(self._served().access_key)
-
-    @access_key.setter
-    def access_key(self, value: str) -> None:
-        self._access_key = value
-
-    @property
-    def secret_key(self) -> str:
-        return str(self._served().secret_key)
-
-    @secret_key.setter
-    def secret_key(self, value: str) -> None:
-        self._secret_key = value
-
-    @property
-    def token(self) -> Optional[str]:
-        token = self._served().token
-        return None if token is None else str(token)
-
-    @token.setter
-    def token(self, value: Optional[str]) -> None:
-        self._token = value
 
     @property
     def account_id(self) -> Optional[str]:

@@ -36,7 +36,50 @@ def _expiry_datetime(credentials: TemporaryCredentials) -> Optional[datetime.dat
     return datetime.datetime.fromtimestamp(credentials.expiration, datetime.timezone.utc)
 
 
-class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: ignore[misc]
+class FrozenProperties:
+    """``access_key``, ``secret_key`` and ``token`` read from the credentials being served.
+
+    With setters, as botocore's ``RefreshableCredentials`` has them (its ``__init__`` and
+    ``_set_from_data`` assign them): what is assigned is kept where botocore keeps it, but
+    what is read always comes from ``_serving()``, the one snapshot of the engine's
+    credentials (the sync and the async view each say how they get it).
+    """
+
+    _access_key: str
+    _secret_key: str
+    _token: Optional[str]
+
+    def _serving(self) -> Any:
+        """The frozen credentials (botocore's ``ReadOnlyCredentials``) to read from."""
+        raise NotImplementedError
+
+    @property
+    def access_key(self) -> str:
+        return str(self._serving().access_key)
+
+    @access_key.setter
+    def access_key(self, value: str) -> None:
+        self._access_key = value
+
+    @property
+    def secret_key(self) -> str:
+        return str(self._serving().secret_key)
+
+    @secret_key.setter
+    def secret_key(self, value: str) -> None:
+        self._secret_key = value
+
+    @property
+    def token(self) -> Optional[str]:
+        token = self._serving().token
+        return None if token is None else str(token)
+
+    @token.setter
+    def token(self, value: Optional[str]) -> None:
+        self._token = value
+
+
+class EngineCredentials(FrozenProperties, botocore.credentials.RefreshableCredentials):  # type: ignore[misc]
     """A ``RefreshableCredentials`` whose credentials and refresh decisions are the engine's.
 
     RefreshableCredentials.__init__ runs (with placeholders: nothing is fetched before the
@@ -121,31 +164,8 @@ class EngineCredentials(botocore.credentials.RefreshableCredentials):  # type: i
             self._publish(current)
         return current
 
-    # Properties with setters, as RefreshableCredentials has them (its _set_from_data assigns).
-    @property
-    def access_key(self) -> str:
-        return str(self.get_frozen_credentials().access_key)
-
-    @access_key.setter
-    def access_key(self, value: str) -> None:
-        self._access_key = value
-
-    @property
-    def secret_key(self) -> str:
-        return str(self.get_frozen_credentials().secret_key)
-
-    @secret_key.setter
-    def secret_key(self, value: str) -> None:
-        self._secret_key = value
-
-    @property
-    def token(self) -> Optional[str]:
-        token = self.get_frozen_credentials().token
-        return None if token is None else str(token)
-
-    @token.setter
-    def token(self, value: Optional[str]) -> None:
-        self._token = value
+    def _serving(self) -> Any:
+        return self.get_frozen_credentials()
 
     @property
     def account_id(self) -> Optional[str]:
