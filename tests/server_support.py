@@ -35,8 +35,14 @@ class RunningServer:
     def token(self) -> str:
         return Path(self.variables[TOKEN_FILE]).read_text()
 
-    def get(self, path: str = "/", *, token: str | None = None, host: str | None = None,
-            authorize: bool = True) -> tuple[int, dict[str, str], Any]:
+    def get(
+        self,
+        path: str = "/",
+        *,
+        token: str | None = None,
+        host: str | None = None,
+        authorize: bool = True,
+    ) -> tuple[int, dict[str, str], Any]:
         """(status, headers, JSON body) of a GET, with the token unless told otherwise."""
         request = urllib.request.Request(self.url.rstrip("/") + path)
         if authorize:
@@ -59,7 +65,9 @@ class RunningServer:
 
 
 @contextmanager
-def serving(env: Mapping[str, str], args: Sequence[str], token_file: Path) -> Iterator[RunningServer]:
+def serving(
+    env: Mapping[str, str], args: Sequence[str], token_file: Path
+) -> Iterator[RunningServer]:
     process = subprocess.Popen(
         [*TOOL, "serve", "--port", "0", "--token-file", str(token_file), *args],
         env=dict(env),
@@ -93,8 +101,12 @@ def client_env(base: Mapping[str, str], server: RunningServer) -> dict[str, str]
     """A process's environment with only the server's two variables as credentials: the bed's
     endpoint and region (to reach moto), empty config files, and IMDS unreachable."""
     env = {k: v for k, v in base.items() if not k.startswith(("AWS_", "ASSUME_PROVIDER_"))}
-    for name in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_CONFIG_FILE",
-                 "AWS_SHARED_CREDENTIALS_FILE"):
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_DEFAULT_REGION",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ):
         env[name] = base[name]
     env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = "http://127.0.0.1:9/"  # nothing listens there
     env["AWS_METADATA_SERVICE_NUM_ATTEMPTS"] = "1"
@@ -107,8 +119,10 @@ def empty_config(tmp: Path) -> dict[str, str]:
     folder.mkdir(exist_ok=True)
     (folder / "config").write_text("")
     (folder / "credentials").write_text("")
-    return {"AWS_CONFIG_FILE": str(folder / "config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(folder / "credentials")}
+    return {
+        "AWS_CONFIG_FILE": str(folder / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(folder / "credentials"),
+    }
 
 
 def token_file_mode(path: Path) -> int:

@@ -37,14 +37,25 @@ def test_aws_cli_and_boto3_with_only_the_two_variables_share_one_assume_role(
         )
         world = bed.world
         app = subprocess.run(
-            [sys.executable, "-c", APP, "none", world.table_name, world.secret_name,
-             world.secret_attribute],
-            env=env, capture_output=True, text=True, timeout=60, check=False,
+            [
+                sys.executable,
+                "-c",
+                APP,
+                "none",
+                world.table_name,
+                world.secret_name,
+                world.secret_attribute,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert app.returncode == 0, app.stderr
         assert json.loads(app.stdout)["secret"] == world.secret_plaintext
         assert bed.proxy.count(action="AssumeRole") == 1
-        assert bed.imds.credential_request_count() <= 1  # only the server's own source
+        assert bed.imds.credential_request_count <= 1  # only the server's own source
         _, _, served = server.get("/")
         token = server.token
         status, err = server.stop()
@@ -63,8 +74,13 @@ def test_twenty_processes_started_together_cause_one_assume_role(
         env = _client(subprocess_env, server, tmp_path)
         script = "import boto3; print(boto3.client('sts').get_caller_identity()['Account'])"
         processes = [
-            subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, "-c", script],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for _ in range(20)
         ]
         for process in processes:
@@ -113,8 +129,11 @@ def test_answers_token_host_routes_and_health(
         assert status == 200
         assert other["AccountId"] == bed.world.account_b  # the profile's chain, not --role-arn
         assert other["AccessKeyId"] != body["AccessKeyId"]
-        (hop,) = [c for c in bed.proxy.calls(action="AssumeRole")
-                  if c.params["RoleArn"] == bed.world.hop_role_arn]
+        (hop,) = [
+            c
+            for c in bed.proxy.calls(action="AssumeRole")
+            if c.params["RoleArn"] == bed.world.hop_role_arn
+        ]
         assert hop is not None
 
         status, _, health = server.get("/healthz", authorize=False)
@@ -138,7 +157,7 @@ def test_sts_failing_with_nothing_cached_is_a_503_naming_role_and_code(
     bed = aws_env
     bed.proxy.inject(Fault.error("AccessDenied", 403), action="AssumeRole", times=None)
     with _start(bed, subprocess_env, tmp_path) as server:
-        status, headers, body = server.get("/")
+        status, _headers, body = server.get("/")
         assert status == 503
         assert set(body) == {"code", "message"}
         assert body["code"] == "AccessDenied"
@@ -158,8 +177,17 @@ def test_bind_checks_refuse_anything_but_loopback(
 ) -> None:
     for host in ("0.0.0.0", "192.0.2.10", "localhost", "::"):
         done = run_tool(
-            ["serve", "--host", host, "--port", "0", "--token-file", str(tmp_path / "tok"),
-             "--role-arn", aws_env.world.target_role_arn],
+            [
+                "serve",
+                "--host",
+                host,
+                "--port",
+                "0",
+                "--token-file",
+                str(tmp_path / "tok"),
+                "--role-arn",
+                aws_env.world.target_role_arn,
+            ],
             subprocess_env,
         )
         assert done.returncode == 2, (host, done.stderr)
@@ -202,8 +230,15 @@ def test_token_file_is_created_private_and_unsafe_ones_are_refused(
         refused.append(Path("/etc/passwd"))  # root's, and readable by all
     for path in refused:
         done = run_tool(
-            ["serve", "--port", "0", "--token-file", str(path), "--role-arn",
-             bed.world.target_role_arn],
+            [
+                "serve",
+                "--port",
+                "0",
+                "--token-file",
+                str(path),
+                "--role-arn",
+                bed.world.target_role_arn,
+            ],
             subprocess_env,
         )
         assert done.returncode == 2, (path, done.stderr)
@@ -222,14 +257,20 @@ def test_sigint_exits_zero_too(
         assert server.process.wait(timeout=5) == 0
 
 
-def test_aws_cli_is_the_client(aws_env: TestBed, subprocess_env: dict[str, str],
-                               tmp_path: Path) -> None:
+def test_aws_cli_is_the_client(
+    aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
     """The real `aws` executable, twice: the second call costs no AssumeRole."""
     with _start(aws_env, subprocess_env, tmp_path) as server:
         env = _client(subprocess_env, server, tmp_path)
         for _ in range(2):
-            done = subprocess.run([*AWS, "dynamodb", "list-tables", "--output", "json"],
-                                  env=env, capture_output=True, text=True, timeout=60)
+            done = subprocess.run(
+                [*AWS, "dynamodb", "list-tables", "--output", "json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert done.returncode == 0, done.stderr
             assert aws_env.world.table_name in json.loads(done.stdout)["TableNames"]
     assert aws_env.proxy.count(action="AssumeRole") == 1

@@ -187,4 +187,3 @@ def describe_event(path: str, event: events.RefreshEvent) -> str:
         return f"route {path}: refreshed: {event.access_key_id} until {expiry} ({took})"
     stale = f"; serving {event.access_key_id} (until {expiry})" if event.access_key_id else ""
     return f"route {path}: {event.kind}: {event.error_code}: {event.error_message}{stale} ({took})"
-
