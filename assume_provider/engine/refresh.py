@@ -25,7 +25,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Optional
 
-from . import events
+from .events import FAILED, REFRESHED, SERVED_STALE, RefreshEvent, emit, error_code_of
 from .forksafe import renew_in_child
 from .model import (
     NO_CREDENTIALS,
@@ -302,7 +302,7 @@ class RefreshingCredentials:
                 stale = StaleCredentialsError(credentials, now)
                 return self._failed(stale, now, entry, started)
             self._install(self._schedule(credentials, now, lifetime_known=True))
-            self._event(events.REFRESHED, credentials, started, None)
+            self._event(REFRESHED, credentials, started, None)
             logger.debug(
                 "%s: refreshed, now %s until %s",
                 self._name,
@@ -321,14 +321,14 @@ class RefreshingCredentials:
         error: Optional[BaseException],
     ) -> None:
         """One refresh event (never a secret: only the key ID and expiry are copied)."""
-        events.emit(
-            events.RefreshEvent(
+        emit(
+            RefreshEvent(
                 kind=kind,
                 role_arns=self._role_arns,
                 access_key_id=credentials.access_key_id if credentials is not None else None,
                 expiration=credentials.expiration if credentials is not None else None,
                 elapsed_seconds=time.perf_counter() - started,
-                error_code=events.error_code_of(error) if error is not None else None,
+                error_code=error_code_of(error) if error is not None else None,
                 error_message=" ".join(str(error).split()) if error is not None else None,
                 name=self._name,
                 credentials_id=id(self),
@@ -356,9 +356,9 @@ class RefreshingCredentials:
             )
         logger.warning("%s: %s", self._name, failure_text(exc, recoverable, entry, setback, now))
         if not recoverable or entry is None:
-            self._event(events.FAILED, None, started, exc)
+            self._event(FAILED, None, started, exc)
             raise exc
-        self._event(events.SERVED_STALE, entry.credentials, started, exc)
+        self._event(SERVED_STALE, entry.credentials, started, exc)
         return entry.credentials
 
     def _install(self, entry: Entry) -> None:
