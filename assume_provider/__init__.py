@@ -15,14 +15,18 @@ __version__ = "0.1.0"
 __all__ = [
     "AssumeRoleChainProvider",
     "ConfigError",
+    "add_refresh_listener",
     "install",
     "register",
+    "remove_refresh_listener",
     "uninstall",
 ]
 
 _LAZY = {
     "AssumeRoleChainProvider": "botocore.provider",
     "ConfigError": "errors",
+    "add_refresh_listener": "engine.events",
+    "remove_refresh_listener": "engine.events",
     # Through aio/: the same functions, with aiobotocore sessions covered too.
     "install": "aio.registration",
     "register": "aio.registration",
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 
     from .aio.registration import install, register, uninstall
     from .botocore.provider import AssumeRoleChainProvider
+    from .engine.events import add_refresh_listener, remove_refresh_listener
     from .errors import ConfigError
 
 

@@ -16,6 +16,7 @@ LAYERS = [
     {"credentials"},
     {"botocore"},
     {"aio"},  # the aiobotocore view, built on the botocore integration
+    {"server"},  # the host credential server, built on the botocore integration
     {"cli", "startup", "templates", "__init__", "__main__"},
 ]
 

@@ -137,6 +137,7 @@ def make_engine(
         advisory_window=settings.refresh_window_seconds,
         prefetch=settings.prefetch,
         name=" -> ".join(settings.role_arns),
+        role_arns=settings.role_arns,
     )
 
 

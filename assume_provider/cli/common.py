@@ -116,6 +116,18 @@ def configure_logging(debug: bool) -> None:
 _WARNINGS_HANDLER = "assume-provider-cli-warnings"
 
 
+def drop_warnings_of(logger_name: str) -> None:
+    """Keep one logger's records off the one-line warnings (a subcommand reports them itself)."""
+    import logging
+
+    def other(record: logging.LogRecord) -> bool:
+        return not record.name.startswith(logger_name)
+
+    for handler in logging.getLogger("assume_provider").handlers:
+        if handler.get_name() == _WARNINGS_HANDLER:
+            handler.addFilter(other)
+
+
 def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a subcommand, turning every failure into one line on stderr and an exit status."""
     debug = bool(getattr(args, "debug", False))

@@ -12,7 +12,14 @@ from . import common
 # Each subcommand module exposes ``add_parser(subparsers, parents)``, which registers its
 # parser with ``set_defaults(handler=...)``. The handler takes the parsed namespace and
 # returns the exit status.
-_SUBCOMMAND_MODULES = ("credential_process", "env_cmd", "exec_cmd", "whoami", "template_cmd")
+_SUBCOMMAND_MODULES = (
+    "credential_process",
+    "env_cmd",
+    "exec_cmd",
+    "whoami",
+    "template_cmd",
+    "serve_cmd",
+)
 # The command each module registers: when the command line names one, only that module is
 # imported (credential-process runs on every `aws` call; every millisecond shows).
 _MODULE_OF_COMMAND = {
@@ -21,6 +28,7 @@ _MODULE_OF_COMMAND = {
     "exec": "exec_cmd",
     "whoami": "whoami",
     "template": "template_cmd",
+    "serve": "serve_cmd",
 }
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Optional
 
+from .events import FAILED, REFRESHED, SERVED_STALE, RefreshEvent, emit, error_code_of
 from .forksafe import renew_in_child
 from .model import (
     NO_CREDENTIALS,
@@ -85,6 +86,7 @@ class RefreshingCredentials:
         "_random",
         "_rate_limited",
         "_refresh_lock",
+        "_role_arns",
         "_schedule",
         "_setback",
         "_state_lock",
@@ -105,6 +107,7 @@ class RefreshingCredentials:
         prefetch: bool = False,
         initial: Optional[TemporaryCredentials] = None,
         name: str = "credentials",
+        role_arns: tuple[str, ...] = (),
     ) -> None:
         if advisory_window is not None and advisory_window < 0:
             raise ValueError(f"advisory_window must be >= 0 seconds, got {advisory_window}")
@@ -123,6 +126,7 @@ class RefreshingCredentials:
         self._is_recoverable = is_recoverable
         self._prefetch = prefetch
         self._name = name
+        self._role_arns = tuple(role_arns)  # for refresh events only
         # When credentials fetched (or handed in) at a given time fall due, for this engine.
         self._schedule = partial(
             schedule,
@@ -287,15 +291,18 @@ class RefreshingCredentials:
         entry = self._entry
         with self._state_lock:
             self._fetches += 1
+        started = time.perf_counter()  # elapsed time for the event: real time, not the clock's
         try:
             try:
                 credentials = self._fetch()
             except Exception as exc:  # noqa: BLE001 - any fetch error is a failed refresh
-                return self._failed(exc, self._clock(), entry)
+                return self._failed(exc, self._clock(), entry, started)
             now = self._clock()
             if credentials.expiration is not None and credentials.expiration <= now:
-                return self._failed(StaleCredentialsError(credentials, now), now, entry)
+                stale = StaleCredentialsError(credentials, now)
+                return self._failed(stale, now, entry, started)
             self._install(self._schedule(credentials, now, lifetime_known=True))
+            self._event(REFRESHED, credentials, started, None)
             logger.debug(
                 "%s: refreshed, now %s until %s",
                 self._name,
@@ -306,7 +313,31 @@ class RefreshingCredentials:
         finally:
             self._prefetcher.wake()
 
-    def _failed(self, exc: Exception, now: float, entry: Optional[Entry]) -> TemporaryCredentials:
+    def _event(
+        self,
+        kind: str,
+        credentials: Optional[TemporaryCredentials],
+        started: float,
+        error: Optional[BaseException],
+    ) -> None:
+        """One refresh event (never a secret: only the key ID and expiry are copied)."""
+        emit(
+            RefreshEvent(
+                kind=kind,
+                role_arns=self._role_arns,
+                access_key_id=credentials.access_key_id if credentials is not None else None,
+                expiration=credentials.expiration if credentials is not None else None,
+                elapsed_seconds=time.perf_counter() - started,
+                error_code=error_code_of(error) if error is not None else None,
+                error_message=" ".join(str(error).split()) if error is not None else None,
+                name=self._name,
+                credentials_id=id(self),
+            )
+        )
+
+    def _failed(
+        self, exc: Exception, now: float, entry: Optional[Entry], started: float
+    ) -> TemporaryCredentials:
         """Serve the cache and back off, or raise when there is nothing to serve or no hope."""
         recoverable = self._is_recoverable(exc)
         with self._state_lock:
@@ -325,7 +356,9 @@ class RefreshingCredentials:
             )
         logger.warning("%s: %s", self._name, failure_text(exc, recoverable, entry, setback, now))
         if not recoverable or entry is None:
+            self._event(FAILED, None, started, exc)
             raise exc
+        self._event(SERVED_STALE, entry.credentials, started, exc)
         return entry.credentials
 
     def _install(self, entry: Entry) -> None:

@@ -1,0 +1,124 @@
+"""``assume-provider serve``: the host credential server, in the foreground.
+
+Order: validate everything that can be wrong with the command line (settings, host, token
+file) and exit 2 before binding; bind and listen; only then print the two variables (a
+supervisor that reads them can hand them out at once); fetch the default route's
+credentials in the background; wait for SIGTERM or SIGINT and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from ..config.inputs import SettingInputs
+from . import common
+from .obtain import botocore_session, load_cli_settings
+
+DEFAULT_PORT = 9911
+#: The engine's own failure warnings repeat what the server's one line per event says.
+ENGINE_LOGGER = "assume_provider.engine.refresh"
+
+
+def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    from ..server.token import DEFAULT_TOKEN_FILE
+
+    parser = subparsers.add_parser(
+        "serve",
+        parents=parents,
+        help="serve the chain's credentials to every process on this host (container protocol)",
+        description=(
+            "Run a loopback HTTP server that speaks the AWS SDKs' container-credentials "
+            "protocol. Prints AWS_CONTAINER_CREDENTIALS_FULL_URI and "
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE once listening; a process with those two "
+            "variables gets the chain's credentials from any AWS SDK or the AWS CLI."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port (0: a free one); default 9911"
+    )
+    parser.add_argument(
+        "--token-file",
+        default=DEFAULT_TOKEN_FILE,
+        help=f"the shared secret's file, created when missing (default {DEFAULT_TOKEN_FILE})",
+    )
+    parser.set_defaults(handler=run)
+
+
+def _say(line: str) -> None:
+    from ..redaction import redact_text
+
+    sys.stderr.write(f"assume-provider: serve: {common.one_line(redact_text(line))}\n")
+    sys.stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..server.http import CredentialHTTPServer, is_loopback
+    from ..server.routes import Route, RouteTable
+    from ..server.token import load_or_create_token
+
+    if not is_loopback(args.host):
+        raise ConfigError(
+            f"--host {args.host}: only loopback addresses (127.0.0.1, ::1) are allowed; the "
+            "server hands out credentials to whoever can connect"
+        )
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: must be 0-65535 (0 picks a free port)")
+    profile = getattr(args, "profile", None)
+    inputs = SettingInputs.from_environment(common.settings_arguments(args), os.environ, profile)
+    settings = load_cli_settings(inputs)
+    token_file = os.path.abspath(os.path.expanduser(args.token_file))
+    token = load_or_create_token(token_file)
+
+    common.drop_warnings_of(ENGINE_LOGGER)
+    default = Route("/", settings, botocore_session(profile))
+    routes = RouteTable(default, environ=os.environ, log=_say)
+    try:
+        server = CredentialHTTPServer(args.host, args.port, token, routes)
+    except OSError as exc:
+        routes.close()
+        raise OSError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    _forget_own_container_settings(server.url)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
+    serving.daemon = True
+    serving.start()
+    sys.stdout.write(
+        f"AWS_CONTAINER_CREDENTIALS_FULL_URI={server.url}\n"
+        f"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE={token_file}\n"
+    )
+    sys.stdout.flush()
+    threading.Thread(target=_warm_up, args=(routes,), daemon=True).start()
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        _say("stopping")
+        server.shutdown()
+        server.server_close()
+        routes.close()
+    return common.EXIT_OK
+
+
+def _warm_up(routes: Any) -> None:
+    """Fetch the default route once, so the first client does not wait (failures are logged)."""
+    try:
+        routes.lookup("/").credentials()
+    except Exception as exc:  # noqa: BLE001 - the refresh event has said what failed
+        logging.getLogger(__name__).debug("warm-up of / failed: %s", exc)
+
+
+def _forget_own_container_settings(url: str) -> None:
+    """A server given its own variables (one EnvironmentFile for everything) must not use
+    itself as its source: that would ask itself for credentials it does not have yet."""
+    if os.environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI", "").rstrip("/") == url.rstrip("/"):
+        os.environ.pop("AWS_CONTAINER_CREDENTIALS_FULL_URI", None)

@@ -1,0 +1,107 @@
+"""Refresh events: one per refresh attempt, for listeners and as log records.
+
+A front end that must report on refreshes (the host credential server's log lines and
+``/healthz``, a user's metrics) subscribes here instead of parsing log text. Events carry
+the access key ID and the expiry, never a secret: the engine builds them from its own
+values, so a listener cannot leak what it was never given. Standard library only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Optional
+
+__all__ = [
+    "FAILED",
+    "REFRESHED",
+    "SERVED_STALE",
+    "RefreshEvent",
+    "add_refresh_listener",
+    "emit",
+    "error_code_of",
+    "remove_refresh_listener",
+]
+
+#: The logger whose records are the events (fields as record attributes).
+logger = logging.getLogger("assume_provider.refresh")
+
+REFRESHED = "refreshed"  # new credentials were fetched and published
+FAILED = "failed"  # the attempt failed and the caller got the error (nothing usable cached)
+SERVED_STALE = "served_stale"  # the attempt failed and the cached credentials were served
+
+
+@dataclass(frozen=True)
+class RefreshEvent:
+    """What one refresh attempt did; safe to log whole (no secret, no session token)."""
+
+    kind: str
+    role_arns: tuple[str, ...]
+    access_key_id: Optional[str]  # the new key (refreshed) or the one still served
+    expiration: Optional[float]  # POSIX seconds of that key's expiry
+    elapsed_seconds: float  # how long the attempt took
+    error_code: Optional[str]  # the AWS error code (or the error's type) of a failed attempt
+    error_message: Optional[str]  # one line naming hop, role and cause (the package's own text)
+    name: str  # the engine's name, as in its log records
+    credentials_id: int  # id() of the engine, so a front end can tell equal chains apart
+
+    def fields(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "role_arns": self.role_arns,
+            "access_key_id": self.access_key_id,
+            "expiration": self.expiration,
+            "elapsed_seconds": self.elapsed_seconds,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "credentials_name": self.name,
+            "credentials_id": self.credentials_id,
+        }
+
+
+RefreshListener = Callable[[RefreshEvent], object]
+
+_listeners: tuple[RefreshListener, ...] = ()  # replaced whole, so emit() reads it without a lock
+_listeners_lock = threading.Lock()
+
+
+def add_refresh_listener(callback: RefreshListener) -> None:
+    """Call ``callback(event)`` after every refresh attempt in this process (once per callback)."""
+    global _listeners
+    with _listeners_lock:
+        if callback not in _listeners:
+            _listeners = (*_listeners, callback)
+
+
+def remove_refresh_listener(callback: RefreshListener) -> None:
+    """Stop calling ``callback``; removing one that was never added does nothing."""
+    global _listeners
+    with _listeners_lock:
+        _listeners = tuple(c for c in _listeners if c != callback)
+
+
+def error_code_of(exc: BaseException) -> str:
+    """STS's error code when the error carries one, else the error's type name."""
+    code = getattr(exc, "error_code", None)
+    return code if isinstance(code, str) and code else type(exc).__name__
+
+
+def emit(event: RefreshEvent) -> None:
+    """Log the event and hand it to every listener; a listener that raises is logged, not felt."""
+    # INFO for every kind: the engine already warns about a failure in its own words, and
+    # these records are the structured form of the same facts, not a second warning.
+    level = logging.INFO
+    if logger.isEnabledFor(level):
+        if event.kind == REFRESHED:
+            took = f"{event.elapsed_seconds:.3f} s"
+            text = f"{event.name}: refreshed, {event.access_key_id} in {took}"
+        else:
+            text = f"{event.name}: {event.kind}: {event.error_code}: {event.error_message}"
+        logger.log(level, "%s", text, extra=event.fields())
+    for callback in _listeners:
+        try:
+            callback(event)
+        except Exception:
+            logger.exception("refresh listener %r raised", callback)

@@ -1,0 +1,189 @@
+"""The server's routes: a URL path to the process-wide refreshing credentials of its settings.
+
+``/`` is the chain the server was started with; ``/profile/NAME`` is the chain that profile
+configures (its ``assume_provider_*`` keys and its source, resolved by config/ as for any
+session of that profile, never the server's own options or ``ASSUME_PROVIDER_*``
+variables). Each route's credentials come from ``shared_credentials`` with prefetch on, so
+the engine refreshes them ahead of expiry in its background thread, single-flight.
+
+A request never waits on STS while something valid is cached: it asks the engine with
+``poll()`` (no lock, no network), is served at once, and when a refresh is due one worker
+thread per route runs it. Only when nothing can be served does a request wait, and then all
+waiters share the one refresh in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Optional
+
+import botocore.session
+
+from ..botocore import provider
+from ..config.inputs import ENV_PREFIX, SettingInputs
+from ..config.profiles import ConfigFiles, ProfileChoice
+from ..config.settings import Settings, resolve_settings
+from ..engine import events
+from ..engine.model import utc_text
+from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
+
+logger = logging.getLogger(__name__)
+
+PROFILE_PREFIX = "/profile/"
+# The early-refresh window of a route, unless configured: longer than the 15 minutes in which
+# botocore's RefreshableCredentials (every SDK client of the server) refreshes from the server
+# on every call, with room for the jitter, so clients normally never see fewer than 15 minutes.
+SERVER_REFRESH_WINDOW = 25 * 60
+
+
+class Route:
+    """One route's credentials and what ``/healthz`` says about them."""
+
+    def __init__(self, path: str, settings: Settings, session: botocore.session.Session) -> None:
+        self.path = path
+        window = settings.refresh_window_seconds
+        self.settings = dataclasses.replace(
+            settings,
+            prefetch=True,
+            refresh_window_seconds=SERVER_REFRESH_WINDOW if window is None else window,
+        )
+        self.account_id = provider.account_of(self.settings.role_arns[-1])
+        self.engine: RefreshingCredentials = provider.shared_credentials(
+            self.settings, session
+        ).engine
+        self.last_error: Optional[str] = None  # the error code of the last attempt, if it failed
+        self._background = threading.Lock()  # held while a worker refreshes for requests
+
+    def credentials(self) -> TemporaryCredentials:
+        """Credentials to serve now; raises the refresh's error when there are none."""
+        cached, due = self.engine.poll()
+        if cached is None:
+            return self.engine.get()  # nothing servable: wait for (or share) the refresh
+        if due:
+            self._refresh_in_background()
+        return cached
+
+    def _refresh_in_background(self) -> None:
+        if not self._background.acquire(blocking=False):
+            return  # a worker is on it already
+
+        def work() -> None:
+            try:
+                self.engine.get()
+            except Exception as exc:  # noqa: BLE001 - the refresh event reported it already
+                logger.debug("background refresh of %s failed: %s", self.path, exc)
+            finally:
+                self._background.release()
+
+        threading.Thread(target=work, name=f"assume-provider-serve{self.path}", daemon=True).start()
+
+    def health(self, now: float) -> dict[str, Any]:
+        current = self.engine.current
+        expires_in: Optional[int] = None
+        if current is not None and current.expiration is not None:
+            expires_in = int(current.expiration - now)
+        return {"expires_in": expires_in, "last_error": self.last_error}
+
+    def state(self, now: float) -> str:
+        """ok, degraded (served, but the last attempt failed or they expired) or failing."""
+        current = self.engine.current
+        if current is None:
+            return "failing"
+        if self.last_error is not None:
+            return "degraded"
+        if current.expiration is not None and current.expiration <= now:
+            return "degraded"
+        return "ok"
+
+
+class UnknownRoute(LookupError):
+    """No such route (an unknown profile, or one that configures no role)."""
+
+
+def server_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment a profile route resolves against: no ``ASSUME_PROVIDER_*`` settings."""
+    return {k: v for k, v in environ.items() if not k.startswith(ENV_PREFIX)}
+
+
+class RouteTable:
+    """Every route the server has served, created on first request; listens to refresh events."""
+
+    def __init__(
+        self,
+        default: Route,
+        *,
+        environ: Mapping[str, str],
+        clock: Callable[[], float] = time.time,
+        log: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        self._routes: dict[str, Route] = {"/": default}
+        self._environ = environ
+        self._clock = clock
+        self._log = log
+        self._lock = threading.Lock()  # only while a profile route is created
+        events.add_refresh_listener(self._on_event)
+
+    def close(self) -> None:
+        events.remove_refresh_listener(self._on_event)
+        for route in list(self._routes.values()):
+            route.engine.close()
+
+    def routes(self) -> list[Route]:
+        return list(self._routes.values())
+
+    def lookup(self, path: str) -> Route:
+        """The route for a request path; UnknownRoute for anything else."""
+        route = self._routes.get(path)
+        if route is not None:
+            return route
+        if not path.startswith(PROFILE_PREFIX):
+            raise UnknownRoute(f"no route {path}; routes are / and /profile/NAME")
+        name = path[len(PROFILE_PREFIX) :]
+        if not name or "/" in name:
+            raise UnknownRoute(f"no route {path}; routes are / and /profile/NAME")
+        with self._lock:
+            route = self._routes.get(path)
+            if route is None:
+                route = self._routes[path] = self._profile_route(path, name)
+        return route
+
+    def _profile_route(self, path: str, name: str) -> Route:
+        environ = server_environment(self._environ)
+        files = ConfigFiles.from_environment(environ)
+        inputs = SettingInputs({}, environ, ProfileChoice(name, f"route {path}"), files)
+        if inputs.profile_values() is None:
+            where = f"{files.config_path} or {files.credentials_path}"
+            raise UnknownRoute(f"no profile '{name}' in {where}")
+        settings = resolve_settings(inputs)  # ConfigError for an invalid key: the caller says so
+        if not settings.active:
+            raise UnknownRoute(f"profile '{name}' configures no assume_provider_role_arn")
+        session = botocore.session.Session(profile=name)
+        return Route(path, settings, session)
+
+    def health(self) -> dict[str, Any]:
+        now = self._clock()
+        routes = self.routes()
+        states = {route.state(now) for route in routes}
+        status = "failing" if "failing" in states else "degraded" if "degraded" in states else "ok"
+        return {"status": status, "routes": {r.path: r.health(now) for r in routes}}
+
+    def _on_event(self, event: events.RefreshEvent) -> None:
+        for route in self.routes():
+            if id(route.engine) != event.credentials_id:
+                continue
+            route.last_error = event.error_code if event.kind != events.REFRESHED else None
+            self._log(describe_event(route.path, event))
+
+
+def describe_event(path: str, event: events.RefreshEvent) -> str:
+    """One line for stderr: the route, what happened, the key ID and expiry; never a secret."""
+    expiry = utc_text(event.expiration)
+    took = f"{event.elapsed_seconds:.2f} s"
+    if event.kind == events.REFRESHED:
+        return f"route {path}: refreshed: {event.access_key_id} until {expiry} ({took})"
+    stale = f"; serving {event.access_key_id} (until {expiry})" if event.access_key_id else ""
+    return f"route {path}: {event.kind}: {event.error_code}: {event.error_message}{stale} ({took})"
