@@ -431,15 +431,16 @@ def test_any_tags_value_gives_tags_within_sts_limits_or_config_error(raw: Any) -
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(" \t\n\"\\{}[]:,ab"),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(" \"\\ab:"), children, max_size=4),
+    st.none() | st.booleans() | st.integers() | st.text(' \t\n"\\{}[]:,ab'),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(' "\\ab:'), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.text(" \"\\ab:{}"), json_values, max_size=5), st.integers(0, 4))
+@given(st.dictionaries(st.text(' "\\ab:{}'), json_values, max_size=5), st.integers(0, 4))
 def test_packing_a_policy_keeps_its_meaning_and_drops_only_whitespace(
     document: dict[str, Any], indent: int
 ) -> None:
