@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import botocore.credentials
 import botocore.session
+import botocore.utils
 import pytest
 from testbed import TestBed
 from testbed.proxy import Fault
@@ -198,3 +199,15 @@ def test_no_module_but_private_py_reads_a_private_botocore_or_boto3_attribute() 
             ):
                 found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.args[1].value!r}")
     assert found == []
+
+
+# -- botocore.credentials.InstanceMetadataProvider._role_fetcher ------------------------------
+
+
+def test_botocores_imds_provider_keeps_the_fetcher_it_was_given() -> None:
+    session = botocore.session.Session()
+    resolver = botocore.credentials.create_credential_resolver(session)
+    fetcher = private.instance_metadata_fetcher(resolver.get_provider("iam-role"))
+    assert isinstance(fetcher, botocore.utils.InstanceMetadataFetcher)
+    mine = botocore.credentials.InstanceMetadataProvider(iam_role_fetcher=fetcher)
+    assert private.instance_metadata_fetcher(mine) is fetcher

@@ -47,7 +47,10 @@ def settings_parent_parser() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--source",
-        help="source credentials: auto, instance-metadata, container, environment, profile:NAME",
+        help=(
+            "source credentials: auto, instance-metadata, container, environment, "
+            "web-identity, profile:NAME"
+        ),
     )
     group.add_argument("--external-id", help="external ID sent on the last hop")
     group.add_argument("--session-name", help="role session name")

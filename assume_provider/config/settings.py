@@ -51,7 +51,7 @@ _EXTERNAL_ID_RE = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 MIN_DURATION = 900
 MAX_DURATION = 43200
 DEFAULT_DURATION = 3600
-SOURCE_KINDS = ("auto", "instance-metadata", "container", "environment")
+SOURCE_KINDS = ("auto", "instance-metadata", "container", "environment", "web-identity")
 PROFILE_SOURCE_PREFIX = "profile:"
 
 
