@@ -201,13 +201,24 @@ def test_no_module_but_private_py_reads_a_private_botocore_or_boto3_attribute() 
     assert found == []
 
 
-# -- botocore.credentials.InstanceMetadataProvider._role_fetcher ------------------------------
+
+# -- the IMDS fetcher of create_credential_resolver, rebuilt by credentials/sources.py --------
 
 
-def test_botocores_imds_provider_keeps_the_fetcher_it_was_given() -> None:
+def test_the_imds_fetcher_is_configured_as_botocores_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assume_provider.credentials.sources import imds_fetcher
+
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1/")
+    monkeypatch.setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "2")
     session = botocore.session.Session()
     resolver = botocore.credentials.create_credential_resolver(session)
-    fetcher = private.instance_metadata_fetcher(resolver.get_provider("iam-role"))
-    assert isinstance(fetcher, botocore.utils.InstanceMetadataFetcher)
-    mine = botocore.credentials.InstanceMetadataProvider(iam_role_fetcher=fetcher)
-    assert private.instance_metadata_fetcher(mine) is fetcher
+    theirs = resolver.get_provider("iam-role")._role_fetcher
+    ours = imds_fetcher(session)
+    assert type(ours) is type(theirs)
+    simple = (str, int, float, bool, type(None), dict)
+
+    def state(fetcher: Any) -> dict[str, Any]:
+        return {k: v for k, v in vars(fetcher).items() if isinstance(v, simple)}
+
+    assert state(ours) == state(theirs)
+    assert state(ours)  # the comparison is not vacuous

@@ -105,15 +105,3 @@ def renew_refresh_lock(credentials: botocore.credentials.RefreshableCredentials)
     """A forked child must not inherit ``_refresh_lock`` held by a thread of its parent."""
     credentials._refresh_lock = threading.Lock()
 
-
-# -- botocore.credentials.InstanceMetadataProvider._role_fetcher ------------------------------
-# The IMDS source retries a transient failure with backoff (INTERFACE.md "Sources"). botocore's
-# fetcher retries only ``metadata_service_num_attempts`` times (1 by default) and without a
-# pause; the package wraps the very fetcher botocore built (its endpoint, mode, timeout and
-# user agent unchanged) in a new public InstanceMetadataProvider. The constructor argument is
-# public; reading it back is not.
-
-
-def instance_metadata_fetcher(provider: Any) -> Any:
-    """The InstanceMetadataFetcher of botocore's IMDS provider, or None if it has none."""
-    return getattr(provider, "_role_fetcher", None)

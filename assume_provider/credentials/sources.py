@@ -17,8 +17,8 @@ from typing import Any, Optional
 
 import botocore.credentials
 import botocore.session
+import botocore.utils
 
-from ..botocore.private import instance_metadata_fetcher
 from ..config.inputs import EXPORTED_KEY_ID_VAR
 from ..config.settings import Source
 from ..engine.forksafe import ForkSafeLock, renew_in_child
@@ -110,12 +110,33 @@ def imds_attempts(session: Any) -> int:
     return max(1, -(-IMDS_MIN_ATTEMPTS // inner))
 
 
-def _with_imds_retries(provider: Any, session: Any) -> Any:
-    """A new InstanceMetadataProvider around botocore's fetcher, retrying with backoff."""
-    fetcher = instance_metadata_fetcher(provider)
-    if fetcher is None:  # an unknown botocore: keep its provider as it is
-        return provider
-    retrying = RetryingInstanceMetadataFetcher(fetcher, imds_attempts(session))
+# botocore's create_credential_resolver gives its IMDS fetcher this refresh window (its
+# private _DEFAULT_ADVISORY_REFRESH_TIMEOUT; tests/test_botocore_surface.py compares).
+IMDS_REFRESH_WINDOW = 15 * 60
+
+
+def imds_fetcher(session: Any) -> Any:
+    """botocore's InstanceMetadataFetcher, configured as create_credential_resolver does."""
+    return botocore.utils.InstanceMetadataFetcher(
+        timeout=session.get_config_variable("metadata_service_timeout"),
+        num_attempts=session.get_config_variable("metadata_service_num_attempts"),
+        user_agent=session.user_agent(),
+        config={
+            "ec2_metadata_service_endpoint": session.get_config_variable(
+                "ec2_metadata_service_endpoint"
+            ),
+            "ec2_metadata_service_endpoint_mode": botocore.credentials.resolve_imds_endpoint_mode(
+                session
+            ),
+            "ec2_credential_refresh_window": IMDS_REFRESH_WINDOW,
+            "ec2_metadata_v1_disabled": session.get_config_variable("ec2_metadata_v1_disabled"),
+        },
+    )
+
+
+def _with_imds_retries(session: Any) -> Any:
+    """botocore's IMDS provider around its own fetcher, asked again with backoff."""
+    retrying = RetryingInstanceMetadataFetcher(imds_fetcher(session), imds_attempts(session))
     return botocore.credentials.InstanceMetadataProvider(iam_role_fetcher=retrying)
 
 
@@ -189,7 +210,7 @@ def _resolver_for(source: Source, session: botocore.session.Session) -> tuple[An
     if source.kind == "environment":
         provider = botocore.credentials.EnvProvider(environ=EnvironmentWithoutExportedCredentials())
     if source.kind == "instance-metadata":
-        provider = _with_imds_retries(provider, session)
+        provider = _with_imds_retries(session)
     return botocore.credentials.CredentialResolver(providers=[provider]), session
 
 
@@ -217,7 +238,7 @@ def _without_self(resolver: Any, session: botocore.session.Session) -> Any:
         if provider.METHOD == "assume-provider":
             continue
         if provider.METHOD == "iam-role":
-            provider = _with_imds_retries(provider, session)
+            provider = _with_imds_retries(session)
         providers.append(provider)
     return botocore.credentials.CredentialResolver(providers=providers)
 
