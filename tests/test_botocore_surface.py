@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import botocore.credentials
 import botocore.session
+import botocore.utils
 import pytest
 from testbed import TestBed
 from testbed.proxy import Fault
@@ -198,3 +199,26 @@ def test_no_module_but_private_py_reads_a_private_botocore_or_boto3_attribute() 
             ):
                 found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.args[1].value!r}")
     assert found == []
+
+
+
+# -- the IMDS fetcher of create_credential_resolver, rebuilt by credentials/sources.py --------
+
+
+def test_the_imds_fetcher_is_configured_as_botocores_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assume_provider.credentials.sources import imds_fetcher
+
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1/")
+    monkeypatch.setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "2")
+    session = botocore.session.Session()
+    resolver = botocore.credentials.create_credential_resolver(session)
+    theirs = resolver.get_provider("iam-role")._role_fetcher
+    ours = imds_fetcher(session)
+    assert type(ours) is type(theirs)
+    simple = (str, int, float, bool, type(None), dict)
+
+    def state(fetcher: Any) -> dict[str, Any]:
+        return {k: v for k, v in vars(fetcher).items() if isinstance(v, simple)}
+
+    assert state(ours) == state(theirs)
+    assert state(ours)  # the comparison is not vacuous

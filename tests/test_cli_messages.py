@@ -19,6 +19,7 @@ from testbed.imds import CREDENTIALS_LIST_PATH, ImdsFault
 
 import assume_provider
 from assume_provider import ConfigError
+from assume_provider.credentials.sources import IMDS_MIN_ATTEMPTS
 
 ERROR = "assume-provider: error: "
 WARNING = "assume-provider: warning: "
@@ -34,8 +35,11 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def no_role_attached(bed: TestBed) -> None:
-    """IMDS answers, but lists no instance role (404), as on an instance without a profile."""
-    bed.imds.inject(ImdsFault.http_status(404), path=CREDENTIALS_LIST_PATH)
+    """IMDS answers, but lists no instance role (404), as on an instance without a profile
+    (to each of the source's attempts: botocore's fetcher cannot tell a 404 from a 5xx)."""
+    bed.imds.inject(
+        ImdsFault.http_status(404), path=CREDENTIALS_LIST_PATH, times=IMDS_MIN_ATTEMPTS
+    )
 
 
 # -- --version ----------------------------------------------------------------------------
@@ -81,13 +85,13 @@ def test_source_auto_with_nothing_lists_every_place_in_order_and_the_setting(
         "AWS_CONTAINER_CREDENTIALS_FULL_URI is set",
         f"4. instance metadata: no credentials from IMDS at {aws_env.imds.url}",
         "set --source or ASSUME_PROVIDER_SOURCE (source= in Python) to instance-metadata, "
-        "container, environment or profile:NAME",
+        "container, environment, web-identity or profile:NAME",
     ]
     positions = [message.find(part) for part in expected]
     assert -1 not in positions, message
     assert positions == sorted(positions)
-    # botocore asked IMDS for the role once; nothing reached STS.
-    assert aws_env.imds.count(CREDENTIALS_LIST_PATH) == 1
+    # botocore's fetcher asked IMDS for the role once per attempt; nothing reached STS.
+    assert aws_env.imds.count(CREDENTIALS_LIST_PATH) == IMDS_MIN_ATTEMPTS
     assert aws_env.proxy.count() == 0
 
 
@@ -169,7 +173,8 @@ def test_single_source_lists_only_that_place_and_hides_exported_keys(
         "env/exec exported (ASSUME_PROVIDER_EXPORTED_KEY_ID), never a source. "
     )
     assert "2." not in message
-    assert "to another source: auto, instance-metadata, container or profile:NAME" in message
+    others = "auto, instance-metadata, container, web-identity or profile:NAME"
+    assert f"to another source: {others}" in message
     assert [a["place"] for a in json.loads(result.stdout)["error"]["tried"]] == ["environment"]
     for secret in (instance.secret_access_key, instance.token):
         assert secret not in result.stderr and secret not in result.stdout

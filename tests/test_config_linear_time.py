@@ -13,6 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assume_provider.config.arns import role_arn_problem
+from assume_provider.config.session_params import (
+    parse_fallback_regions,
+    parse_policy,
+    parse_policy_arns,
+    parse_source_identity,
+    parse_tags,
+    parse_transitive_tag_keys,
+    policy_arn_problem,
+    region_problem,
+)
 from assume_provider.config.settings import (
     Origin,
     parse_duration,
@@ -61,6 +71,23 @@ def test_every_validator_is_quick_on_long_values(value: str) -> None:
             pass
     try:
         parse_duration(value, ORIGIN)
+    except ConfigError:
+        pass
+    policy_arn_problem(value)
+    region_problem(value)
+    for parse in (
+        parse_source_identity,
+        parse_tags,
+        parse_policy_arns,
+        parse_policy,
+        parse_fallback_regions,
+    ):
+        try:
+            parse(value, ORIGIN)
+        except ConfigError:
+            pass
+    try:
+        parse_transitive_tag_keys(value, ORIGIN, [("a", "b")])
     except ConfigError:
         pass
     for validate in (

@@ -13,6 +13,7 @@ from testbed import Fault, ImdsFault, TestBed
 
 import assume_provider
 from assume_provider.cli.cache.store import Entry
+from assume_provider.credentials.sources import IMDS_MIN_ATTEMPTS
 
 PLANTED_KEY_ID = "ASIAPLANTED000000001"
 FIELDS = {
@@ -124,7 +125,7 @@ def test_malformed_instance_metadata_is_a_clear_error_and_is_not_cached(
     aws_env: TestBed, case: str
 ) -> None:
     world = aws_env.world
-    aws_env.imds.inject(IMDS_FAULTS[case], times=1)
+    aws_env.imds.inject(IMDS_FAULTS[case], times=IMDS_MIN_ATTEMPTS)  # every attempt
     assume_provider.install(role_arn=world.target_role_arn, source="instance-metadata")
     session = boto3.Session()
     with pytest.raises(Exception) as raised:
@@ -176,7 +177,7 @@ def test_cli_malformed_instance_metadata_exits_1_and_caches_nothing(
     folder = tmp_path / "cache"
     args = ["credential-process", "--cache-dir", str(folder), "--source", "instance-metadata"]
     args += ["--role-arn", aws_env.world.target_role_arn]
-    aws_env.imds.inject(IMDS_FAULTS[case], times=1)
+    aws_env.imds.inject(IMDS_FAULTS[case], times=IMDS_MIN_ATTEMPTS)  # every attempt
     failed = run_tool(args, subprocess_env)
     assert failed.returncode == 1 and failed.stdout == ""
     (line,) = failed.stderr.splitlines()

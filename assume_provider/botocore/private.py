@@ -104,3 +104,4 @@ def mirror_into_refreshable(
 def renew_refresh_lock(credentials: botocore.credentials.RefreshableCredentials) -> None:
     """A forked child must not inherit ``_refresh_lock`` held by a thread of its parent."""
     credentials._refresh_lock = threading.Lock()
+

@@ -23,7 +23,14 @@ import botocore.session
 from ..config.inputs import SettingInputs
 from ..config.profiles import ConfigFiles, ProfileChoice, choose_profile, expand_path
 from ..config.settings import Settings, resolve_settings
-from ..credentials.chain import EXPIRED_TOKEN_CODES, HopResult, assume_chain, plan_hops
+from ..credentials.chain import (
+    EXPIRED_TOKEN_CODES,
+    NO_PARAMETERS,
+    HopResult,
+    SessionParameters,
+    assume_chain,
+    plan_hops,
+)
 from ..credentials.sources import SourceCredentials, SourceKey, source_key
 from ..credentials.sts import StsTarget, sts_client_factory, sts_target
 from ..engine import shared
@@ -73,15 +80,39 @@ class ChainKey:
     refresh_window_seconds: Optional[int]
     prefetch: bool
     sts: StsTarget
+    parameters: SessionParameters = NO_PARAMETERS
+    sts_fallback_regions: tuple[str, ...] = ()
+
+
+def session_parameters(settings: Settings) -> SessionParameters:
+    return SessionParameters(
+        source_identity=settings.source_identity,
+        tags=settings.tags,
+        transitive_tag_keys=settings.transitive_tag_keys,
+        policy_arns=settings.policy_arns,
+        policy=settings.policy,
+    )
+
+
+def fallback_regions(settings: Settings, target: StsTarget) -> tuple[str, ...]:
+    """The fallback regions to try, the pinned STS region itself left out."""
+    return tuple(region for region in settings.sts_fallback_regions if region != target.region)
 
 
 class ChainFetcher:
     """The engine's ``fetch``: source credentials, then every hop. Called once per refresh."""
 
-    def __init__(self, settings: Settings, source: SourceCredentials, make_sts_client: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        source: SourceCredentials,
+        make_sts_client: Any,
+        fallback_regions: tuple[str, ...] = (),
+    ) -> None:
         self._settings = settings
         self._source = source
         self._make_sts_client = make_sts_client
+        self._fallback_regions = fallback_regions
 
     def source_credentials(self) -> TemporaryCredentials:
         frozen, _method = self._source.get()
@@ -106,12 +137,14 @@ class ChainFetcher:
             duration_seconds=self._settings.duration_seconds,
             external_id=self._settings.external_id,
             source_is_role_session=source.session_token is not None,
+            parameters=session_parameters(self._settings),
         )
         return assume_chain(
             hops,
             source,
             session_name=self._settings.session_name,
             make_sts_client=self._make_sts_client,
+            fallback_regions=self._fallback_regions,
         )
 
     def __call__(self) -> TemporaryCredentials:
@@ -161,10 +194,17 @@ def shared_credentials(settings: Settings, session: botocore.session.Session) ->
         refresh_window_seconds=settings.refresh_window_seconds,
         prefetch=settings.prefetch,
         sts=target,
+        parameters=session_parameters(settings),
+        sts_fallback_regions=settings.sts_fallback_regions,
     )
 
     def build() -> EngineCredentials:
-        fetcher = ChainFetcher(settings, source, sts_client_factory(session, target))
+        fetcher = ChainFetcher(
+            settings,
+            source,
+            sts_client_factory(session, target),
+            fallback_regions(settings, target),
+        )
         engine = make_engine(fetcher, settings)
         return EngineCredentials(
             engine, METHOD, account_id=account_of(settings.role_arns[-1]), time_fetcher=engine_now

@@ -47,7 +47,10 @@ def settings_parent_parser() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--source",
-        help="source credentials: auto, instance-metadata, container, environment, profile:NAME",
+        help=(
+            "source credentials: auto, instance-metadata, container, environment, "
+            "web-identity, profile:NAME"
+        ),
     )
     group.add_argument("--external-id", help="external ID sent on the last hop")
     group.add_argument("--session-name", help="role session name")
@@ -56,7 +59,60 @@ def settings_parent_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--cache-dir", help="disk cache folder (default ~/.aws/assume-provider/cache)"
     )
+    params = parent.add_argument_group("session parameters (override environment and config file)")
+    params.add_argument(
+        "--source-identity", metavar="ID", help="SourceIdentity set on the first hop"
+    )
+    params.add_argument(
+        "--tag",
+        action="append",
+        metavar="K=V",
+        help="session tag sent on the last hop; repeat it for more tags",
+    )
+    params.add_argument(
+        "--transitive-tag-key",
+        action="append",
+        metavar="KEY",
+        help="key of a --tag that stays on sessions chained from the last hop; repeatable",
+    )
+    params.add_argument(
+        "--policy-arn",
+        action="append",
+        metavar="ARN",
+        help="managed session policy for the last hop; repeatable (at most 10)",
+    )
+    params.add_argument(
+        "--policy",
+        metavar="JSON",
+        help="inline session policy for the last hop: JSON text or file://PATH",
+    )
+    params.add_argument(
+        "--sts-fallback-region",
+        action="append",
+        metavar="REGION",
+        help="region to retry a hop in when the STS region keeps failing; repeatable, in order",
+    )
     return parent
+
+
+# Repeatable options and the setting each one makes (the values joined with commas, as the
+# cache-hit path reads them too).
+REPEATED_OPTIONS = {
+    "role_arn": "role_arn",
+    "tag": "tags",
+    "transitive_tag_key": "transitive_tag_keys",
+    "policy_arn": "policy_arns",
+    "sts_fallback_region": "sts_fallback_regions",
+}
+SINGLE_OPTIONS = (
+    "source",
+    "external_id",
+    "session_name",
+    "duration_seconds",
+    "cache_dir",
+    "source_identity",
+    "policy",
+)
 
 
 def add_no_cache_option(parser: argparse.ArgumentParser) -> None:
@@ -70,9 +126,11 @@ def add_no_cache_option(parser: argparse.ArgumentParser) -> None:
 def settings_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """The explicit settings given on the command line, as library keyword arguments."""
     explicit: dict[str, Any] = {}
-    if getattr(args, "role_arn", None):
-        explicit["role_arn"] = ",".join(args.role_arn)
-    for name in ("source", "external_id", "session_name", "duration_seconds", "cache_dir"):
+    for option, name in REPEATED_OPTIONS.items():
+        values = getattr(args, option, None)
+        if values:
+            explicit[name] = ",".join(values)
+    for name in SINGLE_OPTIONS:
         value = getattr(args, name, None)
         if value is not None:
             explicit[name] = value

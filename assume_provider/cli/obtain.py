@@ -112,15 +112,17 @@ def fetch(settings: Settings, key: str, profile_name: Optional[str]) -> Entry:
     """Resolve the source and assume every hop (imports botocore; the slow path)."""
     # Any credential_process the source chain runs inherits the marker (recursion guard).
     mark_for_children(key, os.environ)
-    from ..botocore.provider import ChainFetcher
+    from ..botocore.provider import ChainFetcher, fallback_regions
     from ..credentials.sources import SourceCredentials
     from ..credentials.sts import sts_client_factory, sts_target
 
     session = botocore_session(profile_name)
+    target = sts_target(session)
     fetcher = ChainFetcher(
         settings,
         SourceCredentials(settings.source, session),
-        sts_client_factory(session, sts_target(session)),
+        sts_client_factory(session, target),
+        fallback_regions(settings, target),
     )
     fetched_at = time.time()
     final = fetcher.hops()[-1].credentials

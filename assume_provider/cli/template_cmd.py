@@ -80,7 +80,24 @@ def _add_target_role_parser(kinds: Any) -> None:
         action="store_true",
         help="allow only reads and kms:Decrypt/kms:DescribeKey",
     )
+    _add_session_parameter_options(parser, "the trusted role")
     parser.set_defaults(handler=print_target_role)
+
+
+def _add_session_parameter_options(parser: argparse.ArgumentParser, who: str) -> None:
+    parser.add_argument(
+        "--allow-session-tags",
+        action="store_true",
+        help=f"also allow {who} sts:TagSession (needed for --tag / ASSUME_PROVIDER_TAGS)",
+    )
+    parser.add_argument(
+        "--allow-source-identity",
+        action="store_true",
+        help=(
+            f"also allow {who} sts:SetSourceIdentity (needed for --source-identity / "
+            "ASSUME_PROVIDER_SOURCE_IDENTITY, on every role of the chain)"
+        ),
+    )
 
 
 def _add_source_role_parser(kinds: Any) -> None:
@@ -101,6 +118,7 @@ def _add_source_role_parser(kinds: Any) -> None:
         metavar="ARN",
         help="target role the instance may assume; repeatable",
     )
+    _add_session_parameter_options(parser, "the instance role, on the target roles only,")
     parser.set_defaults(handler=print_source_role)
 
 
@@ -113,6 +131,8 @@ def print_target_role(args: argparse.Namespace) -> int:
         args.kms_key_arns,
         external_id=args.external_id,
         read_only=args.read_only,
+        session_tags=args.allow_session_tags,
+        source_identity=args.allow_source_identity,
     )
     sys.stdout.write(render(template))
     return common.EXIT_OK
@@ -121,5 +141,10 @@ def print_target_role(args: argparse.Namespace) -> int:
 def print_source_role(args: argparse.Namespace) -> int:
     from ..templates.cloudformation import render, source_role_template
 
-    sys.stdout.write(render(source_role_template(args.target_role_arns)))
+    template = source_role_template(
+        args.target_role_arns,
+        session_tags=args.allow_session_tags,
+        source_identity=args.allow_source_identity,
+    )
+    sys.stdout.write(render(template))
     return common.EXIT_OK

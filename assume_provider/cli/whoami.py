@@ -85,8 +85,30 @@ def _error_code(exc: BaseException) -> str:
 def _setting_value(settings: Settings, name: str) -> str:
     if name == "role_arn":
         return ",".join(settings.role_arns)
+    if name == "tags":
+        return ",".join(f"{key}={value}" for key, value in settings.tags) or "(none)"
     value = getattr(settings, name, None)  # settings added later print as they are
+    if isinstance(value, tuple):
+        return ",".join(value) or "(none)"
     return "(none)" if value is None else str(value)
+
+
+def hop_parameters(hop: Any) -> dict[str, Any]:
+    """The session parameters this hop sends (only those it sends)."""
+    shown: dict[str, Any] = {}
+    if hop.external_id is not None:
+        shown["external_id"] = hop.external_id
+    if hop.source_identity is not None:
+        shown["source_identity"] = hop.source_identity
+    if hop.tags:
+        shown["tags"] = dict(hop.tags)
+    if hop.transitive_tag_keys:
+        shown["transitive_tag_keys"] = list(hop.transitive_tag_keys)
+    if hop.policy_arns:
+        shown["policy_arns"] = list(hop.policy_arns)
+    if hop.policy is not None:
+        shown["policy"] = hop.policy
+    return shown
 
 
 def _say(enabled: bool, text: str) -> None:
@@ -115,6 +137,7 @@ def _run(args: argparse.Namespace) -> int:
     check_recursion(key, os.environ)
     mark_for_children(key, os.environ)
 
+    from ..botocore.provider import fallback_regions, session_parameters
     from ..credentials.chain import assume_hop, plan_hops
     from ..credentials.sources import SourceCredentials
     from ..credentials.sts import sts_client_factory, sts_target
@@ -154,11 +177,17 @@ def _run(args: argparse.Namespace) -> int:
         duration_seconds=settings.duration_seconds,
         external_id=settings.external_id,
         source_is_role_session=caller.session_token is not None,
+        parameters=session_parameters(settings),
     )
+    fallbacks = fallback_regions(settings, target)
     for hop in hops:
         try:
             result = assume_hop(
-                hop, caller, session_name=settings.session_name, make_sts_client=make_client
+                hop,
+                caller,
+                session_name=settings.session_name,
+                make_sts_client=make_client,
+                fallback_regions=fallbacks,
             )
         except AssumeRoleError as exc:
             raise WhoamiError(
@@ -172,18 +201,30 @@ def _run(args: argparse.Namespace) -> int:
         caller = result.credentials
         identity = _identity(make_client, caller, f"hop {hop.index} ({hop.role_arn})")
         expiration = iso8601(caller.expiration) if caller.expiration is not None else None
-        report["hops"].append(
-            {
-                "role_arn": hop.role_arn,
-                "arn": identity["Arn"],
-                "account": identity["Account"],
-                "expiration": expiration,
-            }
-        )
+        entry = {
+            "role_arn": hop.role_arn,
+            "arn": identity["Arn"],
+            "account": identity["Account"],
+            "expiration": expiration,
+        }
+        # Present only when there is something to show (the keys above are the stable ones).
+        if hop_parameters(hop):
+            entry["parameters"] = hop_parameters(hop)
+        if result.fallback_region is not None:
+            entry["fallback_region"] = result.fallback_region
+        report["hops"].append(entry)
         _say(text, f"hop {hop.index}: {hop.role_arn}")
         _say(text, f"  arn: {identity['Arn']}")
         _say(text, f"  account: {identity['Account']}")
         _say(text, f"  expires: {expiration} (duration requested {hop.duration_seconds} s)")
+        for name, value in hop_parameters(hop).items():
+            if isinstance(value, dict):
+                value = ",".join(f"{k}={v}" for k, v in value.items())
+            elif isinstance(value, list):
+                value = ",".join(value)
+            _say(text, f"  {name}: {value}")
+        if result.fallback_region is not None:
+            _say(text, f"  served by fallback region {result.fallback_region}")
         caller_arn = str(identity["Arn"])
     if not text:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")

@@ -27,6 +27,13 @@ SETTING_NAMES = (
     "cache_dir",
     "prefetch",
     "refresh_window_seconds",
+    # INTERFACE.md's "Session parameters".
+    "source_identity",
+    "tags",
+    "transitive_tag_keys",
+    "policy_arns",
+    "policy",
+    "sts_fallback_regions",
 )
 ENV_PREFIX = "ASSUME_PROVIDER_"
 CONFIG_PREFIX = "assume_provider_"

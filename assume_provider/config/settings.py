@@ -20,6 +20,20 @@ from typing import Any, Optional, Union
 from . import inputs
 from .arns import role_arn_problem
 from .inputs import SETTING_NAMES, SettingInputs, cache_folder, config_key, env_var
+from .session_params import (
+    POLICY,
+    POLICY_ARNS,
+    SOURCE_IDENTITY,
+    STS_FALLBACK_REGIONS,
+    TAGS,
+    TRANSITIVE_TAG_KEYS,
+    parse_fallback_regions,
+    parse_policy,
+    parse_policy_arns,
+    parse_source_identity,
+    parse_tags,
+    parse_transitive_tag_keys,
+)
 
 ROLE_ARN = "role_arn"
 SOURCE = "source"
@@ -37,8 +51,17 @@ _EXTERNAL_ID_RE = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 MIN_DURATION = 900
 MAX_DURATION = 43200
 DEFAULT_DURATION = 3600
-SOURCE_KINDS = ("auto", "instance-metadata", "container", "environment")
+SOURCE_KINDS = ("auto", "instance-metadata", "container", "environment", "web-identity")
 PROFILE_SOURCE_PREFIX = "profile:"
+
+
+# Settings whose command-line option is named in the singular (it is given once per item).
+_REPEATED_OPTIONS = {
+    TAGS: "tag",
+    TRANSITIVE_TAG_KEYS: "transitive_tag_key",
+    POLICY_ARNS: "policy_arn",
+    STS_FALLBACK_REGIONS: "sts_fallback_region",
+}
 
 
 @dataclass(frozen=True)
@@ -76,7 +99,8 @@ class Origin:
     @staticmethod
     def option(name: str) -> Origin:
         """A command-line option, as the user typed it, e.g. ``option --role-arn``."""
-        return Origin(f"option --{name.replace('_', '-')}")
+        flag = _REPEATED_OPTIONS.get(name, name)
+        return Origin(f"option --{flag.replace('_', '-')}")
 
     @staticmethod
     def environment(name: str) -> Origin:
@@ -121,6 +145,14 @@ class Settings:
     # window that overrides the one chosen from the credential lifetime.
     prefetch: bool = False
     refresh_window_seconds: Optional[int] = None
+    # INTERFACE.md's "Session parameters": SourceIdentity on the first hop; tags, transitive
+    # tag keys and session policies on the last hop; regions to try when the STS region fails.
+    source_identity: Optional[str] = None
+    tags: tuple[tuple[str, str], ...] = ()
+    transitive_tag_keys: tuple[str, ...] = ()
+    policy_arns: tuple[str, ...] = ()
+    policy: Optional[str] = None
+    sts_fallback_regions: tuple[str, ...] = ()
     origins: Mapping[str, Origin] = field(compare=False, hash=False, default_factory=dict)
 
     @property
@@ -295,6 +327,7 @@ def resolve_settings(
         value, place = given.lookup(name)
         origin = Origin.of(place, name, profile.name, given.files.config_path, argument_origin)
         raw[name] = (value, origin)
+    tags = parse_tags(*raw[TAGS])
     return Settings(
         role_arns=parse_role_chain(*raw[ROLE_ARN]),
         source=parse_source(*raw[SOURCE]),
@@ -305,5 +338,11 @@ def resolve_settings(
         profile=profile.name,
         prefetch=parse_prefetch(*raw[PREFETCH]),
         refresh_window_seconds=parse_refresh_window(*raw[REFRESH_WINDOW_SECONDS]),
+        source_identity=parse_source_identity(*raw[SOURCE_IDENTITY]),
+        tags=tags,
+        transitive_tag_keys=parse_transitive_tag_keys(*raw[TRANSITIVE_TAG_KEYS], tags),
+        policy_arns=parse_policy_arns(*raw[POLICY_ARNS]),
+        policy=parse_policy(*raw[POLICY]),
+        sts_fallback_regions=parse_fallback_regions(*raw[STS_FALLBACK_REGIONS]),
         origins={name: origin for name, (_, origin) in raw.items()},
     )

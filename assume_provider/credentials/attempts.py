@@ -176,10 +176,16 @@ def _instance_metadata(session: Any, env: Mapping[str, str]) -> str:
         ipv6 = botocore.credentials.resolve_imds_endpoint_mode(session) == "ipv6"
         utils = botocore.utils
         endpoint = utils.METADATA_BASE_URL_IPv6 if ipv6 else utils.METADATA_BASE_URL
-    attempts = session.get_config_variable("metadata_service_num_attempts")
+    from .sources import imds_attempts  # sources imports this module
+
+    per_try = session.get_config_variable("metadata_service_num_attempts")
+    tries = imds_attempts(session)
     timeout = session.get_config_variable("metadata_service_timeout")
+    attempts = f"{per_try} attempt(s)"
+    if tries > 1:
+        attempts = f"{tries} tries with backoff, {attempts} each"
     return (
-        f"no credentials from IMDS at {endpoint} ({attempts} attempt(s), {timeout} s timeout): "
+        f"no credentials from IMDS at {endpoint} ({attempts}, {timeout} s timeout): "
         "unreachable (not on EC2?) or no IAM role attached to the instance"
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 import botocore.exceptions
 import botocore.utils
@@ -39,8 +39,28 @@ NON_RECOVERABLE_CODES = frozenset(
 # Credentials that have expired (RequestExpired is a skewed clock, which a refresh cannot fix).
 EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException"})
 
-# Makes an STS client signed with the given credentials (access key, secret, token).
-StsClientFactory = Callable[[str, str, Optional[str]], Any]
+
+class StsClientFactory(Protocol):
+    """Makes an STS client signed with the given credentials (access key, secret, token), in
+    the pinned STS region or, for a fallback, in ``region``."""
+
+    def __call__(
+        self, access_key: str, secret_key: str, token: Optional[str], region: Optional[str] = None
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SessionParameters:
+    """INTERFACE.md's session parameters as the chain sends them."""
+
+    source_identity: Optional[str] = None  # first hop only: it then persists through the chain
+    tags: tuple[tuple[str, str], ...] = ()  # last hop only, like the rest
+    transitive_tag_keys: tuple[str, ...] = ()
+    policy_arns: tuple[str, ...] = ()
+    policy: Optional[str] = None
+
+
+NO_PARAMETERS = SessionParameters()
 
 
 @dataclass(frozen=True)
@@ -51,6 +71,32 @@ class Hop:
     role_arn: str
     duration_seconds: int
     external_id: Optional[str]
+    source_identity: Optional[str] = None
+    tags: tuple[tuple[str, str], ...] = ()
+    transitive_tag_keys: tuple[str, ...] = ()
+    policy_arns: tuple[str, ...] = ()
+    policy: Optional[str] = None
+
+    def request(self, session_name: str) -> dict[str, Any]:
+        """The AssumeRole parameters of this hop."""
+        params: dict[str, Any] = {
+            "RoleArn": self.role_arn,
+            "RoleSessionName": session_name,
+            "DurationSeconds": self.duration_seconds,
+        }
+        if self.external_id is not None:
+            params["ExternalId"] = self.external_id
+        if self.source_identity is not None:
+            params["SourceIdentity"] = self.source_identity
+        if self.tags:
+            params["Tags"] = [{"Key": key, "Value": value} for key, value in self.tags]
+        if self.transitive_tag_keys:
+            params["TransitiveTagKeys"] = list(self.transitive_tag_keys)
+        if self.policy_arns:
+            params["PolicyArns"] = [{"arn": arn} for arn in self.policy_arns]
+        if self.policy is not None:
+            params["Policy"] = self.policy
+        return params
 
 
 @dataclass(frozen=True)
@@ -59,6 +105,7 @@ class HopResult:
     credentials: TemporaryCredentials
     assumed_role_arn: str
     signed_by_key_id: str
+    fallback_region: Optional[str] = None  # the fallback region that served it, if one did
 
 
 def plan_hops(
@@ -67,8 +114,13 @@ def plan_hops(
     duration_seconds: int,
     external_id: Optional[str],
     source_is_role_session: bool,
+    parameters: SessionParameters = NO_PARAMETERS,
 ) -> list[Hop]:
-    """The hops to send, with durations capped where AWS's role-chaining limit applies."""
+    """The hops to send, with durations capped where AWS's role-chaining limit applies.
+
+    SourceIdentity goes on the first hop only (AWS keeps it through the chain and refuses a
+    change); tags, transitive tag keys and session policies on the last hop only.
+    """
     hops = []
     for position, role_arn in enumerate(role_arns):
         chained = position > 0 or source_is_role_session
@@ -76,7 +128,19 @@ def plan_hops(
         if chained and duration > ROLE_CHAINING_LIMIT:
             duration = ROLE_CHAINING_LIMIT
         last = position == len(role_arns) - 1
-        hops.append(Hop(position + 1, role_arn, duration, external_id if last else None))
+        hops.append(
+            Hop(
+                position + 1,
+                role_arn,
+                duration,
+                external_id if last else None,
+                source_identity=parameters.source_identity if position == 0 else None,
+                tags=parameters.tags if last else (),
+                transitive_tag_keys=parameters.transitive_tag_keys if last else (),
+                policy_arns=parameters.policy_arns if last else (),
+                policy=parameters.policy if last else None,
+            )
+        )
     capped = tuple(hop.index for hop in hops if hop.duration_seconds < duration_seconds)
     if capped:
         logger.log(
@@ -110,16 +174,67 @@ def assume_hop(
     *,
     session_name: str,
     make_sts_client: StsClientFactory,
+    fallback_regions: Sequence[str] = (),
 ) -> HopResult:
-    """One AssumeRole call; every failure becomes an AssumeRoleError naming the hop."""
-    client = make_sts_client(caller.access_key_id, caller.secret_access_key, caller.session_token)
-    params: dict[str, Any] = {
-        "RoleArn": hop.role_arn,
-        "RoleSessionName": session_name,
-        "DurationSeconds": hop.duration_seconds,
-    }
-    if hop.external_id is not None:
-        params["ExternalId"] = hop.external_id
+    """One hop; every failure becomes an AssumeRoleError naming the hop.
+
+    When the STS region fails with an error retrying can fix (throttling, 5xx, a dropped or
+    timed-out connection) once the client's own retries are spent, the hop is sent to each
+    of ``fallback_regions`` in turn, signed for that region; never after AccessDenied or
+    another error no retry fixes, nor after an expired caller (the chain reloads the source).
+    """
+    try:
+        return _assume_in(None, hop, caller, session_name, make_sts_client)
+    except AssumeRoleError as exc:
+        if not fallback_regions or not _fallback_may_help(exc):
+            raise
+        failure = exc
+    tried = []
+    for region in fallback_regions:
+        logger.warning(
+            "AssumeRole on hop %d (%s) failed in the STS region (%s); trying fallback region %s",
+            hop.index,
+            hop.role_arn,
+            failure.error_code or "no AWS error code",
+            region,
+        )
+        tried.append(region)
+        try:
+            result = _assume_in(region, hop, caller, session_name, make_sts_client)
+        except AssumeRoleError as exc:
+            if not _fallback_may_help(exc):
+                raise
+            failure = exc
+            continue
+        logger.warning("hop %d (%s) served by fallback region %s", hop.index, hop.role_arn, region)
+        return result
+    raise AssumeRoleError(
+        f"{failure.message} (fallback regions tried: {', '.join(tried)})",
+        role_arn=hop.role_arn,
+        hop=hop.index,
+        error_code=failure.error_code,
+        recoverable=failure.recoverable,
+    )
+
+
+def _fallback_may_help(exc: AssumeRoleError) -> bool:
+    return exc.recoverable and exc.error_code not in EXPIRED_TOKEN_CODES
+
+
+def _assume_in(
+    region: Optional[str],
+    hop: Hop,
+    caller: TemporaryCredentials,
+    session_name: str,
+    make_sts_client: StsClientFactory,
+) -> HopResult:
+    """One AssumeRole call, in the pinned STS region (None) or in ``region``."""
+    key, secret, token = caller.access_key_id, caller.secret_access_key, caller.session_token
+    if region is None:
+        client = make_sts_client(key, secret, token)
+    else:
+        client = make_sts_client(key, secret, token, region=region)
+    params = hop.request(session_name)
     try:
         response = client.assume_role(**params)
     except botocore.exceptions.ClientError as exc:
@@ -143,7 +258,7 @@ def assume_hop(
         ) from None
     credentials = _credentials_from(response, hop)
     assumed = (response.get("AssumedRoleUser") or {}).get("Arn") or hop.role_arn
-    return HopResult(hop, credentials, str(assumed), caller.access_key_id)
+    return HopResult(hop, credentials, str(assumed), caller.access_key_id, region)
 
 
 def _hop_error(
@@ -206,12 +321,19 @@ def assume_chain(
     session_name: str,
     make_sts_client: StsClientFactory,
     on_hop: Optional[Callable[[HopResult], None]] = None,
+    fallback_regions: Sequence[str] = (),
 ) -> list[HopResult]:
     """Every hop in order, each signed by the previous hop's credentials."""
     results: list[HopResult] = []
     caller = source
     for hop in hops:
-        result = assume_hop(hop, caller, session_name=session_name, make_sts_client=make_sts_client)
+        result = assume_hop(
+            hop,
+            caller,
+            session_name=session_name,
+            make_sts_client=make_sts_client,
+            fallback_regions=fallback_regions,
+        )
         if on_hop is not None:
             on_hop(result)
         results.append(result)

@@ -106,10 +106,14 @@ def sts_client_factory(session: botocore.session.Session, target: StsTarget) -> 
     user_config = session.get_default_client_config()
     config = _STS_CLIENT_CONFIG.merge(user_config) if user_config else _STS_CLIENT_CONFIG
 
-    def make_client(access_key: str, secret_key: str, token: Optional[str]) -> Any:
+    def make_client(
+        access_key: str, secret_key: str, token: Optional[str], region: Optional[str] = None
+    ) -> Any:
+        # ``region``: a fallback region. botocore signs for it and resolves its endpoint, or
+        # sends it to the configured endpoint override as for the pinned region.
         client = session.create_client(
             "sts",
-            region_name=target.region,
+            region_name=region or target.region,
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             aws_session_token=token,

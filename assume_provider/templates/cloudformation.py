@@ -48,9 +48,15 @@ def target_role_template(
     *,
     external_id: Optional[str] = None,
     read_only: bool = False,
+    session_tags: bool = False,
+    source_identity: bool = False,
 ) -> Template:
-    """The role in the resource account, assumable only by ``trusted_role_arn``."""
-    trust = iam_policies.target_role_trust_policy(trusted_role_arn, external_id)
+    """The role in the resource account, assumable only by ``trusted_role_arn``; with
+    ``session_tags`` / ``source_identity`` that role may also tag the session / set a source
+    identity (needed when the chain sends tags / a SourceIdentity)."""
+    trust = iam_policies.target_role_trust_policy(
+        trusted_role_arn, external_id, session_tags=session_tags, source_identity=source_identity
+    )
     permissions = iam_policies.target_role_permissions_policy(
         tables, kms_key_arns, read_only=read_only
     )
@@ -91,10 +97,14 @@ def target_role_template(
     }
 
 
-def source_role_template(target_role_arns: Sequence[str]) -> Template:
+def source_role_template(
+    target_role_arns: Sequence[str], *, session_tags: bool = False, source_identity: bool = False
+) -> Template:
     """The EC2 instance role and profile in the workload account."""
     trust = iam_policies.source_role_trust_policy()
-    permissions = iam_policies.source_role_permissions_policy(target_role_arns)
+    permissions = iam_policies.source_role_permissions_policy(
+        target_role_arns, session_tags=session_tags, source_identity=source_identity
+    )
     return {
         "AWSTemplateFormatVersion": TEMPLATE_FORMAT_VERSION,
         "Description": (

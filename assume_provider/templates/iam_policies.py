@@ -80,6 +80,20 @@ DYNAMODB_ADMIN_ACTIONS: tuple[str, ...] = (
     "dynamodb:UntagResource",
 )
 
+# Extra actions the session parameters need (ENGINEERING.md): STS refuses session tags
+# unless the role's trust policy and the caller's identity policy allow sts:TagSession,
+# and a source identity unless both allow sts:SetSourceIdentity. Granted only when asked.
+TAG_SESSION_ACTION = "sts:TagSession"
+SET_SOURCE_IDENTITY_ACTION = "sts:SetSourceIdentity"
+
+
+def session_parameter_actions(
+    *, session_tags: bool = False, source_identity: bool = False
+) -> list[str]:
+    """The extra STS actions asked for, in a fixed order (none by default)."""
+    return [TAG_SESSION_ACTION] * session_tags + [SET_SOURCE_IDENTITY_ACTION] * source_identity
+
+
 # --- Input validation ---------------------------------------------------------------------
 
 _PARTITION = "(?:" + "|".join(re.escape(p) for p in PARTITIONS) + ")"
@@ -193,9 +207,17 @@ def _statement(sid: str, actions: Sequence[str], resources: Sequence[Resource]) 
 
 
 def target_role_trust_policy(
-    trusted_role_arn: str, external_id: Optional[str] = None
+    trusted_role_arn: str,
+    external_id: Optional[str] = None,
+    *,
+    session_tags: bool = False,
+    source_identity: bool = False,
 ) -> PolicyDocument:
-    """Trust exactly one workload role (never its whole account) to assume the target role."""
+    """Trust exactly one workload role (never its whole account) to assume the target role.
+
+    ``session_tags`` / ``source_identity`` also let that role (and only it, under the same
+    external ID condition) pass session tags / set a source identity.
+    """
     validate_role_arn(trusted_role_arn, "--trusted-role-arn")
     statement: dict[str, Any] = {
         "Sid": "TrustWorkloadRole",
@@ -206,7 +228,20 @@ def target_role_trust_policy(
     if external_id is not None:
         validate_external_id(external_id)
         statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
-    return {"Version": POLICY_VERSION, "Statement": [statement]}
+    statements = [statement]
+    extra = session_parameter_actions(session_tags=session_tags, source_identity=source_identity)
+    if extra:
+        # A statement of its own: sts:ExternalId is no condition key of these actions, and
+        # they grant nothing without the sts:AssumeRole above (which keeps its condition).
+        statements.append(
+            {
+                "Sid": "WorkloadRoleSessionParameters",
+                "Effect": "Allow",
+                "Principal": {"AWS": trusted_role_arn},
+                "Action": extra,
+            }
+        )
+    return {"Version": POLICY_VERSION, "Statement": statements}
 
 
 def target_role_permissions_policy(
@@ -250,11 +285,16 @@ def source_role_trust_policy() -> PolicyDocument:
     }
 
 
-def source_role_permissions_policy(target_role_arns: Sequence[str]) -> PolicyDocument:
-    """``sts:AssumeRole`` on exactly the named target roles, nothing else."""
+def source_role_permissions_policy(
+    target_role_arns: Sequence[str], *, session_tags: bool = False, source_identity: bool = False
+) -> PolicyDocument:
+    """``sts:AssumeRole`` on exactly the named target roles, nothing else; with
+    ``session_tags`` / ``source_identity`` also ``sts:TagSession`` / ``sts:SetSourceIdentity``
+    on those same roles."""
     _require_some(target_role_arns, "--target-role-arn")
     arns = [validate_role_arn(arn, "--target-role-arn") for arn in _unique(target_role_arns)]
-    return {
-        "Version": POLICY_VERSION,
-        "Statement": [_statement("AssumeTargetRoles", ("sts:AssumeRole",), arns)],
-    }
+    statements = [_statement("AssumeTargetRoles", ("sts:AssumeRole",), arns)]
+    extra = session_parameter_actions(session_tags=session_tags, source_identity=source_identity)
+    if extra:
+        statements.append(_statement("SessionParametersOnTargetRoles", extra, arns))
+    return {"Version": POLICY_VERSION, "Statement": statements}

@@ -118,10 +118,12 @@ class Injection:
         service: str | None,
         times: int | None,
         chance: Callable[[], bool] | None = None,
+        region: str | None = None,
     ) -> None:
         self.fault = fault
         self.action = action
         self.service = service
+        self.region = region  # the SigV4 signing region; None: any
         self._remaining = times
         self._chance = chance  # None: every matching request; else asked per request
         self.applied = 0
@@ -134,10 +136,11 @@ class Injection:
     def exhausted(self) -> bool:
         return self._remaining is not None and self._remaining <= 0
 
-    def _matches(self, service: str | None, action: str | None) -> bool:
+    def _matches(self, service: str | None, action: str | None, region: str | None) -> bool:
         return (
             (self.action is None or self.action == action)
             and (self.service is None or self.service == service)
+            and (self.region is None or self.region == region)
             and (self._chance is None or self._chance())
         )
 
@@ -203,14 +206,16 @@ class ReverseProxy:
         service: str | None = None,
         times: int | None = 1,
         chance: Callable[[], bool] | None = None,
+        region: str | None = None,
     ) -> Injection:
-        """Apply ``fault`` to the next ``times`` requests matching action and service.
+        """Apply ``fault`` to the next ``times`` requests matching action and service (and,
+        when given, signed for ``region``).
 
         ``chance``, when given, is asked for each matching request and the fault applies only
         when it returns True (e.g. a seeded ``lambda: rng.random() < 0.05``).
         Earlier injections win when several match the same request.
         """
-        injection = Injection(fault, action, service, times, chance)
+        injection = Injection(fault, action, service, times, chance, region)
         with self._lock:
             self._injections.append(injection)
         return injection
@@ -234,7 +239,8 @@ class ReverseProxy:
         with self._lock:
             fault = None
             for injection in self._injections:
-                if not injection.exhausted and injection._matches(service, action):
+                region = record.get("region")
+                if not injection.exhausted and injection._matches(service, action, region):
                     injection._consume()
                     fault = injection.fault
                     break

@@ -32,13 +32,21 @@ _VALUE_OPTIONS = {
     "--duration-seconds": "duration_seconds",
     "--cache-dir": "cache_dir",
     "--profile": "profile",
+    "--source-identity": "source_identity",
+    "--policy": "policy",
+    "--tag": "tags",
+    "--transitive-tag-key": "transitive_tag_keys",
+    "--policy-arn": "policy_arns",
+    "--sts-fallback-region": "sts_fallback_regions",
 }
+# Options given once per item: every value counts, joined with commas (as common.py does).
+_REPEATED = ("role_arn", "tags", "transitive_tag_keys", "policy_arns", "sts_fallback_regions")
 
 
 def parse_options(argv: Sequence[str]) -> Optional[dict[str, str]]:
     """The options as argparse would read them, or None when unsure."""
     options: dict[str, str] = {}
-    roles: list[str] = []
+    repeated: dict[str, list[str]] = {}
     position = 0
     while position < len(argv):
         name, equals, value = argv[position].partition("=")
@@ -50,12 +58,13 @@ def parse_options(argv: Sequence[str]) -> Optional[dict[str, str]]:
                 return None  # argparse's rules for values that look like options differ
             value = argv[position]
             position += 1
-        if _VALUE_OPTIONS[name] == "role_arn":
-            roles.append(value)
+        setting = _VALUE_OPTIONS[name]
+        if setting in _REPEATED:
+            repeated.setdefault(setting, []).append(value)
         else:
-            options[_VALUE_OPTIONS[name]] = value  # the last one wins, as in argparse
-    if roles:
-        options["role_arn"] = ",".join(roles)
+            options[setting] = value  # the last one wins, as in argparse
+    for setting, values in repeated.items():
+        options[setting] = ",".join(values)
     return options
 
 

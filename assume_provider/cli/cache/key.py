@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any, Optional
 
-KEY_VERSION = 3
+KEY_VERSION = 4
 # Settings that decide the result (the cache folder and refresh tuning only decide where
 # and how long an entry is kept).
 _NOT_KEYED = ("cache_dir", "prefetch", "refresh_window_seconds")
@@ -85,6 +85,8 @@ def key_material(inputs: SettingInputs) -> dict[str, Any]:
         ]
     files = inputs.files
     return {
+        # An inline policy given as file://PATH: that file's content decides the result too.
+        "policy_file": _policy_file(inputs),
         "version": KEY_VERSION,
         "uid": os.geteuid(),
         "settings": settings,
@@ -93,6 +95,23 @@ def key_material(inputs: SettingInputs) -> dict[str, Any]:
         "credentials_file": [files.credentials_path, _digest(files.credentials)],
         "environment": environ_values,
     }
+
+
+def _policy_file(inputs: SettingInputs) -> Optional[list[Any]]:
+    """The path and content digest of a ``file://`` inline policy, wherever it was set."""
+    try:
+        raw = inputs.raw("policy")
+    except Exception:  # noqa: BLE001 - an unparsable file: validation (a miss) explains it
+        return ["unreadable configuration"]
+    if not isinstance(raw, str) or not raw.strip().startswith("file://"):
+        return None
+    path = os.path.expanduser(raw.strip()[len("file://") :])
+    try:
+        with open(path, "rb") as handle:
+            content: Optional[bytes] = handle.read(64 * 1024 + 1)
+    except (OSError, ValueError):
+        content = None
+    return [path, _digest(content)]
 
 
 def _canonical(value: Any) -> Any:
