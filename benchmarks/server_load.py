@@ -8,17 +8,18 @@ in Authorization, read the JSON, close. Two phases, one after the other, same se
 
   saturating  every client back to back: the server's throughput (latency here is mostly
               queueing: 32 requests in flight on 2 cores)
-  paced       every client at --rate requests per second (default 20, 640/s in all): the
-              latency a client sees when the server is not the bottleneck
+  paced       every client at --rate requests per second (default 5, 160/s in all), the
+              clients out of phase with each other: the latency a client sees when the
+              server is not the bottleneck
 
 The server's first AssumeRole is answered with real moto credentials whose Expiration is
 crafted --lifetime seconds away (default 120), with ASSUME_PROVIDER_REFRESH_WINDOW_SECONDS
 large, so the engine's early refresh falls inside the paced phase; every later AssumeRole is
-held --sts-delay seconds at the proxy (default 1.0). A request that waited on that refresh
+held --sts-delay seconds at the proxy (default 2.0). A request that waited on that refresh
 takes longer than the delay: their count must be 0, and the clients must have seen the key
 change (the refresh really happened during the run).
 
-    python benchmarks/server_load.py [--clients 32] [--seconds 10] [--rate 20]
+    python benchmarks/server_load.py [--clients 32] [--seconds 10] [--rate 5]
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from testbed import TestBed
 from testbed.proxy import Fault
 
 CLIENT = """\
-import http.client, json, sys, time
+import http.client, json, random, sys, time
 from urllib.parse import urlsplit
 url, token_file, start_at, seconds, rate = sys.argv[1:6]
 parts = urlsplit(url)
@@ -57,7 +58,7 @@ samples = []
 while time.monotonic() < start_at:
     time.sleep(0.001)
 end = start_at + seconds
-due = start_at
+due = start_at + random.random() * gap  # clients out of phase, as independent processes are
 while True:
     if gap:
         due += gap
@@ -147,9 +148,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0, help="saturating phase length")
-    parser.add_argument("--rate", type=float, default=20.0, help="paced: requests/s per client")
+    parser.add_argument("--rate", type=float, default=5.0, help="paced: requests/s per client")
     parser.add_argument("--lifetime", type=float, default=120.0, help="first credentials' life")
-    parser.add_argument("--sts-delay", type=float, default=1.0, help="AssumeRole hold, seconds")
+    parser.add_argument("--sts-delay", type=float, default=2.0, help="AssumeRole hold, seconds")
     options = parser.parse_args()
 
     with TestBed() as bed, tempfile.TemporaryDirectory() as home:
