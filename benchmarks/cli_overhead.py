@@ -147,7 +147,8 @@ def main() -> None:
     added = aws["tool"] - aws["cat"]
     ratio = bare_medians["assume-provider credential-process (warm)"] / python_pass
     print(
-        "\n" + json.dumps(
+        "\n"
+        + json.dumps(
             {
                 "tool_adds_ms_over_cat": round(added, 1),
                 "tool_adds_ms_over_static": round(aws["tool"] - floor, 1),

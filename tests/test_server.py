@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from cli_support import AWS, run_aws, run_tool, write_config
@@ -274,3 +275,47 @@ def test_aws_cli_is_the_client(
             assert done.returncode == 0, done.stderr
             assert aws_env.world.table_name in json.loads(done.stdout)["TableNames"]
     assert aws_env.proxy.count(action="AssumeRole") == 1
+
+
+def test_no_secret_or_token_in_stderr_at_any_log_level(
+    aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Default and --debug (botocore's wire logs included): a failed AssumeRole, a refresh,
+    answered and refused requests, a client's call; stderr names no secret, token or the
+    server's token."""
+    bed = aws_env
+    instance = bed.imds.credentials
+    for level, extra in (("default", []), ("debug", ["--debug"])):
+        bed.reset()
+        bed.proxy.inject(Fault.error("AccessDenied", 403), action="AssumeRole")
+        token_path = tmp_path / level / "token"
+        args = ["--role-arn", bed.world.target_role_arn, *extra]
+        with serving(subprocess_env, args, token_path) as server:
+            deadline = time.monotonic() + 60
+            status, _, served = server.get("/")  # 503 until the engine's retry succeeds
+            while status != 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                status, _, served = server.get("/")
+            assert status == 200, served
+            token = server.token
+            server.get("/", token=token[:-1])  # almost the token: 401
+            server.get("/", token=token + "x")
+            server.get("/healthz", authorize=False)
+            aws = run_aws(["sts", "get-caller-identity"], _client(subprocess_env, server, tmp_path))
+            assert aws.returncode == 0, aws.stderr
+            code, err = server.stop()
+        assert code == 0
+        assert "failed: AccessDenied" in err and "refreshed" in err, (level, err)
+        if extra:
+            assert " DEBUG " in err  # the debug logs were really on
+        secrets = {
+            "served secret": served["SecretAccessKey"],
+            "served session token": served["Token"],
+            "server token": token,
+            "instance secret": instance.secret_access_key,
+            "instance token": instance.token,
+        }
+        for what, value in secrets.items():
+            assert value not in err, f"{what} in stderr at {level} level"
+        for what in ("server token", "served session token", "instance token"):
+            assert secrets[what][:24] not in err, f"a prefix of the {what} at {level} level"
