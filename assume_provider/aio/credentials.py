@@ -120,8 +120,10 @@ class AioEngineCredentials(FrozenProperties, aiobotocore.credentials.AioRefresha
     def _serving(self) -> Any:
         current, _due = self._engine.poll()
         if current is None:
+            # Nothing that may be served without a refresh (none fetched yet, or past the
+            # blocking window): a property cannot await one, as in aiobotocore.
             raise NotImplementedError(
-                "no credentials fetched yet: await get_frozen_credentials() first"
+                "no credentials to serve without a refresh: await get_frozen_credentials()"
             )
         return self._view.frozen(current)
 
