@@ -44,6 +44,8 @@ class AssumeRoleError(AssumeProviderError):
 
     ``recoverable`` is False for errors that retrying cannot fix (AccessDenied,
     ValidationError...), so the refresh engine raises them at once instead of backing off.
+    ``transient`` is True only for what another region may not meet (throttling, a 5xx, a
+    dropped or timed-out connection): the STS fallback regions are tried only then.
     """
 
     def __init__(
@@ -54,9 +56,11 @@ class AssumeRoleError(AssumeProviderError):
         hop: int,
         error_code: str | None,
         recoverable: bool,
+        transient: bool = False,
     ) -> None:
         super().__init__(message)
         self.role_arn = role_arn
         self.hop = hop
         self.error_code = error_code
         self.recoverable = recoverable
+        self.transient = transient

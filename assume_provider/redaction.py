@@ -30,9 +30,9 @@ _SECRET_FIELD = re.compile(
     (
       <(SecretAccessKey|SessionToken|Token)>[^<]*(?:</\2>)?      # XML (STS), even truncated
     | ((?<![\w-])["']?(?:SecretAccessKey|SessionToken|Token|aws_secret_access_key|aws_session_token
-           |X-Amz-Security-Token|secret_key|token)["']?\s*[:=]\s*b?)
+           |X-Amz-Security-Token|secret_key|token|WebIdentityToken)["']?\s*[:=]\s*b?)
       (["'])[^"']*\4?                                 # JSON, dict reprs, headers (even cut)
-    | (X-Amz-Security-Token=)[^&\s'"]+                              # presigned query strings
+    | (X-Amz-Security-Token=|WebIdentityToken=)[^&\s'"]+            # query strings, form bodies
     | (x-amz-security-token:)[^\s'"\\]+                              # canonical request lines
     )
     """

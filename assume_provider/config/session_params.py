@@ -286,10 +286,16 @@ def parse_policy(raw: Any, origin: Any) -> Optional[str]:
             raise _error(POLICY, origin, raw, f"{path} is over 64 KiB; {_POLICY_RULES}")
     import json
 
+    def refuse_constant(name: str) -> None:
+        # Python's json reads NaN and Infinity; JSON (and so IAM) has no such values.
+        raise ValueError(f"{name} is not JSON")
+
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=refuse_constant)
     except ValueError as exc:
         raise _error(POLICY, origin, raw, f"not valid JSON ({exc}); {_POLICY_RULES}") from None
+    except RecursionError:
+        raise _error(POLICY, origin, raw, f"nested too deeply; {_POLICY_RULES}") from None
     if not isinstance(document, dict):
         raise _error(POLICY, origin, raw, f"not a JSON object; {_POLICY_RULES}")
     packed = packed_policy(text)

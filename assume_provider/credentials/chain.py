@@ -214,11 +214,38 @@ def assume_hop(
         hop=hop.index,
         error_code=failure.error_code,
         recoverable=failure.recoverable,
+        transient=failure.transient,
     )
 
 
+# What another region can fix (INTERFACE.md, "Fallback regions"): throttling, a 5xx, a
+# dropped or timed-out connection; never an answer about the request or the caller itself.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
+
+
+# A connection that could not be made, was dropped or timed out (botocore's own classes).
+_CONNECTION_ERRORS = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.HTTPClientError,
+)
+
+
 def _fallback_may_help(exc: AssumeRoleError) -> bool:
-    return exc.recoverable and exc.error_code not in EXPIRED_TOKEN_CODES
+    return exc.transient
 
 
 def _assume_in(
@@ -240,12 +267,14 @@ def _assume_in(
     except botocore.exceptions.ClientError as exc:
         error = exc.response.get("Error", {})
         code = error.get("Code") or "Unknown"
+        status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
         raise _hop_error(
             hop,
             f"AssumeRole failed on hop {hop.index} ({hop.role_arn}), called as key "
             f"{caller.access_key_id}: {code}: {_quoted(str(error.get('Message', '')).strip())}",
             code=code,
             recoverable=code not in NON_RECOVERABLE_CODES,
+            transient=code in THROTTLING_CODES or int(status) >= 500,
         ) from None
     except Exception as exc:  # noqa: BLE001 - botocore's parser raises plain Exceptions too
         # Network failures, timeouts and unparseable responses: retrying may help. The
@@ -254,7 +283,9 @@ def _assume_in(
         if not isinstance(exc, botocore.exceptions.BotoCoreError):
             detail = f"unreadable response from STS ({type(exc).__name__}: {detail})"
         raise _hop_error(
-            hop, f"AssumeRole failed on hop {hop.index} ({hop.role_arn}): {_quoted(detail)}"
+            hop,
+            f"AssumeRole failed on hop {hop.index} ({hop.role_arn}): {_quoted(detail)}",
+            transient=isinstance(exc, _CONNECTION_ERRORS),
         ) from None
     credentials = _credentials_from(response, hop)
     assumed = (response.get("AssumedRoleUser") or {}).get("Arn") or hop.role_arn
@@ -262,12 +293,22 @@ def _assume_in(
 
 
 def _hop_error(
-    hop: Hop, message: str, *, code: Optional[str] = None, recoverable: bool = True
+    hop: Hop,
+    message: str,
+    *,
+    code: Optional[str] = None,
+    recoverable: bool = True,
+    transient: bool = False,
 ) -> AssumeRoleError:
     """A failure of one hop; without an AWS error code it is a network or response problem,
     which a later retry may not meet again."""
     return AssumeRoleError(
-        message, role_arn=hop.role_arn, hop=hop.index, error_code=code, recoverable=recoverable
+        message,
+        role_arn=hop.role_arn,
+        hop=hop.index,
+        error_code=code,
+        recoverable=recoverable,
+        transient=transient,
     )
 
 

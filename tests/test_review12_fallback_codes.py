@@ -1,0 +1,49 @@
+"""Review of issue 12: no fallback after an error retrying cannot fix (AccessDenied's kind).
+
+chain.py decides by a deny-list (NON_RECOVERABLE_CODES): every other 4xx code counts as
+"retrying can fix it" and is sent to the fallback regions, against the contract's
+"(throttling, 5xx, a dropped or timed-out connection) ... never after AccessDenied or another
+error that retrying cannot fix".
+"""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from testbed import TestBed
+from testbed.proxy import Fault
+
+import assume_provider
+from assume_provider.errors import AssumeRoleError
+
+pytestmark = pytest.mark.usefixtures("fresh_provider_state")
+
+FALLBACK = "us-west-2"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("NotAuthorized", 403),  # STS common error: AccessDenied's kind
+        ("OptInRequired", 403),
+        ("IncompleteSignature", 400),
+        ("MissingAuthenticationToken", 403),
+        ("RequestExpired", 400),  # clock skew: chain.py's own comment says no refresh fixes it
+        ("InvalidParameterValue", 400),
+    ],
+)
+def test_review12_no_fallback_after_a_client_error_retrying_cannot_fix(
+    aws_env: TestBed, code: str, status: int
+) -> None:
+    world = aws_env.world
+    aws_env.proxy.inject(
+        Fault.error(code, status), action="AssumeRole", region=world.region, times=None
+    )
+    assume_provider.install(role_arn=world.target_role_arn, sts_fallback_regions=[FALLBACK])
+    try:
+        boto3.Session().client("sts").get_caller_identity()
+    except AssumeRoleError as exc:
+        assert code in str(exc)
+    regions = [call.region for call in aws_env.proxy.calls(action="AssumeRole")]
+    assert FALLBACK not in regions, f"{code} was retried in the fallback region: {regions}"
