@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
+from log_capture import Capture
 from testbed import TestBed
 
 import assume_provider
@@ -18,31 +17,8 @@ pytestmark = pytest.mark.usefixtures("fresh_provider_state")
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXZpZXcxMiJ9.UmV2aWV3U2lnbmF0dXJlMTIzNDU2"
 
 
-class _Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@pytest.fixture
-def debug_logs() -> Iterator[_Capture]:
-    root = logging.getLogger()
-    capture = _Capture()
-    level = root.level
-    root.addHandler(capture)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield capture
-    finally:
-        root.removeHandler(capture)
-        root.setLevel(level)
-
-
 def test_review12_web_identity_token_is_not_logged_at_debug(
-    aws_env: TestBed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debug_logs: _Capture
+    aws_env: TestBed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debug_logs: Capture
 ) -> None:
     world = aws_env.world
     iam = aws_env.client("iam", f"arn:aws:iam::{world.account_b}:role/TestBedSeeder")
@@ -70,7 +46,7 @@ def test_review12_web_identity_token_is_not_logged_at_debug(
     assume_provider.install(role_arn=world.target_role_arn, source="web-identity")
     arn = boto3.Session().client("sts").get_caller_identity()["Arn"]
     assert world.account_a in arn
-    text = "\n".join(debug_logs.lines)
+    text = debug_logs.text
     assert "AssumeRoleWithWebIdentity" in text  # botocore did log the call
     assert TOKEN not in text, "the web identity token (a bearer credential) is in DEBUG logs"
     assert TOKEN.split(".")[2] not in text

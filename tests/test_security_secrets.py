@@ -16,12 +16,13 @@ import os
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import boto3
 import pytest
 from cli_support import run_tool
+from log_capture import Capture
 from testbed import Fault, TestBed
 
 import assume_provider
@@ -81,36 +82,6 @@ def assert_no_secret(text: str, secrets: Iterable[str], where: str) -> None:
 
 
 # -- in this process -------------------------------------------------------------------
-
-
-class Capture(logging.Handler):
-    """Every record, formatted with its traceback, as a handler on the root logger sees it."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
-@pytest.fixture
-def debug_logs() -> Iterator[Capture]:
-    root = logging.getLogger()
-    capture = Capture()
-    level = root.level
-    root.addHandler(capture)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield capture
-    finally:
-        root.removeHandler(capture)
-        root.setLevel(level)
 
 
 def _reprs(*objects: object) -> str:
