@@ -309,7 +309,7 @@ INVALID = [
     ("policy", "[1, 2]", "not a JSON object"),
     ("policy", LONG_POLICY, "characters packed"),
     ("policy", "file:///nonexistent/policy.json", "cannot read"),
-    ("policy_arns", ",".join(f"arn:aws:iam::aws:policy/P{n}" for n in range(11)), "11 ARNs"),
+    ("policy_arns", ",".join(f"arn:aws:iam::aws:policy/P{n}" for n in range(11)), "11 policy ARNs"),
     ("policy_arns", "arn:aws:iam::111111111111:role/NotAPolicy", "not a policy ARN"),
     ("policy_arns", "arn:aws:s3:::bucket-name-here", "not an IAM policy ARN"),
     ("transitive_tag_keys", "absent", "not the key of a session tag"),

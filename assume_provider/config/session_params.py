@@ -150,7 +150,7 @@ def parse_tags(raw: Any, origin: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _string_list(name: str, raw: Any, origin: Any, what: str) -> tuple[str, ...]:
+def string_list(name: str, raw: Any, origin: Any, what: str) -> tuple[str, ...]:
     """A comma-separated string or a sequence of strings (each may hold commas too)."""
     if raw is None:
         return ()
@@ -175,7 +175,7 @@ def _string_list(name: str, raw: Any, origin: Any, what: str) -> tuple[str, ...]
 def parse_transitive_tag_keys(
     raw: Any, origin: Any, tags: Sequence[tuple[str, str]]
 ) -> tuple[str, ...]:
-    keys = _string_list(TRANSITIVE_TAG_KEYS, raw, origin, "tag key")
+    keys = string_list(TRANSITIVE_TAG_KEYS, raw, origin, "tag key")
     tag_keys = {key for key, _ in tags}
     for key in keys:
         if key not in tag_keys:
@@ -219,16 +219,29 @@ def policy_arn_problem(arn: str) -> Optional[str]:
     return None
 
 
-def parse_policy_arns(raw: Any, origin: Any) -> tuple[str, ...]:
-    arns = _string_list(POLICY_ARNS, raw, origin, "policy ARN")
-    if len(arns) > MAX_POLICY_ARNS:
-        raise _error(
-            POLICY_ARNS, origin, raw, f"{len(arns)} ARNs; at most {MAX_POLICY_ARNS} are allowed"
-        )
-    for arn in arns:
-        problem = policy_arn_problem(arn)
+def _checked_list(
+    name: str,
+    raw: Any,
+    origin: Any,
+    what: str,
+    limit: int,
+    problem_of: Callable[[str], Optional[str]],
+) -> tuple[str, ...]:
+    """A list setting of at most ``limit`` items, each of which ``problem_of`` accepts."""
+    items = string_list(name, raw, origin, what)
+    if len(items) > limit:
+        raise _error(name, origin, raw, f"{len(items)} {what}s; at most {limit} are allowed")
+    for item in items:
+        problem = problem_of(item)
         if problem:
-            raise _error(POLICY_ARNS, origin, arn, problem)
+            raise _error(name, origin, item, problem)
+    return items
+
+
+def parse_policy_arns(raw: Any, origin: Any) -> tuple[str, ...]:
+    arns = _checked_list(
+        POLICY_ARNS, raw, origin, "policy ARN", MAX_POLICY_ARNS, policy_arn_problem
+    )
     if len(set(arns)) != len(arns):
         raise _error(POLICY_ARNS, origin, raw, "a policy ARN is listed twice")
     return arns
@@ -318,13 +331,7 @@ def region_problem(region: str) -> Optional[str]:
 
 
 def parse_fallback_regions(raw: Any, origin: Any) -> tuple[str, ...]:
-    regions = _string_list(STS_FALLBACK_REGIONS, raw, origin, "region")
-    if len(regions) > MAX_FALLBACK_REGIONS:
-        raise _error(
-            STS_FALLBACK_REGIONS, origin, raw, f"at most {MAX_FALLBACK_REGIONS} regions"
-        )
-    for region in regions:
-        problem = region_problem(region)
-        if problem:
-            raise _error(STS_FALLBACK_REGIONS, origin, region, problem)
-    return tuple(dict.fromkeys(regions))
+    regions = _checked_list(
+        STS_FALLBACK_REGIONS, raw, origin, "region", MAX_FALLBACK_REGIONS, region_problem
+    )
+    return tuple(dict.fromkeys(regions))  # a region named twice is tried once

@@ -33,6 +33,7 @@ from .session_params import (
     parse_source_identity,
     parse_tags,
     parse_transitive_tag_keys,
+    string_list,
 )
 
 ROLE_ARN = "role_arn"
@@ -171,23 +172,7 @@ def _config_error(name: str, origin: Origin, value: object, allowed: str) -> Exc
 
 
 def parse_role_chain(raw: Union[str, Sequence[str], None], origin: Origin) -> tuple[str, ...]:
-    if raw is None:
-        return ()
-    if isinstance(raw, str):
-        parts = raw.split(",")
-    elif isinstance(raw, Sequence):
-        parts = []
-        for item in raw:
-            if not isinstance(item, str):
-                raise _config_error(ROLE_ARN, origin, raw, "each role ARN must be a string")
-            parts.extend(item.split(","))
-    else:
-        raise _config_error(
-            ROLE_ARN, origin, raw, "expected a role ARN, a comma-separated list or a sequence"
-        )
-    arns = tuple(part.strip() for part in parts)
-    if not any(arns):
-        return ()
+    arns = string_list(ROLE_ARN, raw, origin, "role ARN")
     for arn in arns:
         problem = role_arn_problem(arn)
         if problem:
