@@ -24,7 +24,7 @@ from typing import Any, Optional
 import aiobotocore.credentials
 
 from ..botocore import provider as _provider
-from ..botocore.credentials import EngineCredentials, FrozenProperties
+from ..botocore.credentials import EngineCredentials, EngineView
 from ..botocore.provider import engine_now
 from ..engine.forksafe import ForkSafeLock, renew_in_child
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
@@ -49,7 +49,7 @@ def async_view(credentials: EngineCredentials) -> AioEngineCredentials:
         return view
 
 
-class AioEngineCredentials(FrozenProperties, aiobotocore.credentials.AioRefreshableCredentials):  # type: ignore[misc]
+class AioEngineCredentials(EngineView, aiobotocore.credentials.AioRefreshableCredentials):  # type: ignore[misc]
     """An ``AioRefreshableCredentials`` whose credentials and refresh decisions are the engine's.
 
     Built on the sync view (``EngineCredentials``) of the same engine: that publishes botocore's
@@ -207,11 +207,3 @@ class AioEngineCredentials(FrozenProperties, aiobotocore.credentials.AioRefresha
             "account_id": self._view.account_id,
         }
 
-    def invalidate(self, access_key_id: Optional[str] = None) -> None:
-        """Route the next call through a refresh (after a service answered ExpiredToken)."""
-        self._engine.invalidate(access_key_id)
-
-    def __repr__(self) -> str:
-        current = self._engine.current
-        key = current.access_key_id if current else None
-        return f"<AioEngineCredentials method={self.method!r} access_key_id={key!r}>"

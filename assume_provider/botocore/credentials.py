@@ -36,18 +36,21 @@ def _expiry_datetime(credentials: TemporaryCredentials) -> Optional[datetime.dat
     return datetime.datetime.fromtimestamp(credentials.expiration, datetime.timezone.utc)
 
 
-class FrozenProperties:
-    """``access_key``, ``secret_key`` and ``token`` read from the credentials being served.
+class EngineView:
+    """What botocore's and aiobotocore's credentials views of one engine have in common.
 
-    With setters, as botocore's ``RefreshableCredentials`` has them (its ``__init__`` and
+    ``access_key``, ``secret_key`` and ``token`` are read from the credentials being served,
+    with setters, as botocore's ``RefreshableCredentials`` has them (its ``__init__`` and
     ``_set_from_data`` assign them): what is assigned is kept where botocore keeps it, but
     what is read always comes from ``_serving()``, the one snapshot of the engine's
     credentials (the sync and the async view each say how they get it).
     """
 
+    _engine: RefreshingCredentials
     _access_key: str
     _secret_key: str
     _token: Optional[str]
+    method: str
 
     def _serving(self) -> Any:
         """The frozen credentials (botocore's ``ReadOnlyCredentials``) to read from."""
@@ -78,8 +81,17 @@ class FrozenProperties:
     def token(self, value: Optional[str]) -> None:
         self._token = value
 
+    def invalidate(self, access_key_id: Optional[str] = None) -> None:
+        """Route the next call through a refresh (after a service answered ExpiredToken)."""
+        self._engine.invalidate(access_key_id)
 
-class EngineCredentials(FrozenProperties, botocore.credentials.RefreshableCredentials):  # type: ignore[misc]
+    def __repr__(self) -> str:
+        current = self._engine.current
+        key = current.access_key_id if current else None
+        return f"<{type(self).__name__} method={self.method!r} access_key_id={key!r}>"
+
+
+class EngineCredentials(EngineView, botocore.credentials.RefreshableCredentials):  # type: ignore[misc]
     """A ``RefreshableCredentials`` whose credentials and refresh decisions are the engine's.
 
     RefreshableCredentials.__init__ runs (with placeholders: nothing is fetched before the
@@ -221,14 +233,6 @@ class EngineCredentials(FrozenProperties, botocore.credentials.RefreshableCreden
             "account_id": self._account_id,
         }
 
-    def invalidate(self, access_key_id: Optional[str] = None) -> None:
-        """Route the next call through a refresh (after a service answered ExpiredToken)."""
-        self._engine.invalidate(access_key_id)
-
-    def __repr__(self) -> str:
-        current = self._engine.current
-        key = current.access_key_id if current else None
-        return f"<EngineCredentials method={self.method!r} access_key_id={key!r}>"
 
 
 SIGNING_KEY_HANDLER_ID = "assume-provider-signing-key"
