@@ -8,7 +8,7 @@ that almost matches, and a setting's value must never hang credential resolution
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b")
 OTHER_IAM_KINDS = ("user", "group", "policy", "instance-profile", "saml-provider", "oidc-provider")
@@ -27,8 +27,29 @@ def is_account_id(text: str) -> bool:
     return len(text) == 12 and all(character in _DIGITS for character in text)
 
 
-def _printable_ascii(text: str) -> bool:
+def printable_ascii(text: str) -> bool:
     return all("\x21" <= character <= "\x7e" for character in text)
+
+
+class IamArn(NamedTuple):
+    """An ``arn:<partition>:iam::<account>:<kind>/<path/><name>``, split at its separators."""
+
+    partition: str
+    account: str
+    kind: str
+    has_path_name: bool  # False when the resource has no "/" at all
+    path: str
+    name: str
+
+
+def split_iam_arn(arn: str) -> Optional[IamArn]:
+    """The parts of an IAM ARN, or None if ``arn`` is not ``arn:*:iam::*:*`` (linear time)."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "iam" or parts[3] != "":
+        return None
+    kind, slash, path_name = parts[5].partition("/")
+    path, _, name = path_name.rpartition("/")
+    return IamArn(parts[1], parts[4], kind, bool(slash), path, name)
 
 
 def role_arn_problem(arn: str, *, allow_wildcards: bool = True) -> Optional[str]:
@@ -39,26 +60,24 @@ def role_arn_problem(arn: str, *, allow_wildcards: bool = True) -> Optional[str]
     """
     if not arn:
         return f"empty role ARN; {ALLOWED}"
-    parts = arn.split(":", 5)
-    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "iam" or parts[3] != "":
+    parsed = split_iam_arn(arn)
+    if parsed is None:
         return f"not an IAM role ARN; {ALLOWED}"
-    partition, account, resource = parts[1], parts[4], parts[5]
+    partition, account, kind, has_path_name, path, name = parsed
     if partition not in PARTITIONS:
         return f"unknown partition {partition!r}; partitions: {', '.join(PARTITIONS)}"
     if not is_account_id(account):
         return f"account ID {account!r} is not 12 digits; {ALLOWED}"
-    kind, slash, path_name = resource.partition("/")
     if kind in OTHER_IAM_KINDS:
         return f"this is an IAM {kind} ARN, not a role ARN; {ALLOWED}"
-    if kind != "role" or not slash:
+    if kind != "role" or not has_path_name:
         return f"not an IAM role ARN; {ALLOWED}"
-    path, _, name = path_name.rpartition("/")
     if not 1 <= len(name) <= MAX_ROLE_NAME or not set(name) <= _NAME_CHARACTERS:
         return (
             f"invalid role name {name!r}; {ALLOWED} (name: 1-{MAX_ROLE_NAME} of letters, "
             "digits, +=,.@_-)"
         )
-    if len(path) + 2 > MAX_ROLE_PATH or not _printable_ascii(path):
+    if len(path) + 2 > MAX_ROLE_PATH or not printable_ascii(path):
         return (
             f"invalid role path; {ALLOWED} (path: at most {MAX_ROLE_PATH} printable ASCII "
             "characters)"

@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
-from .arns import PARTITIONS, is_account_id
+from .arns import PARTITIONS, is_account_id, printable_ascii, split_iam_arn
 
 SOURCE_IDENTITY = "source_identity"
 TAGS = "tags"
@@ -200,21 +200,19 @@ def policy_arn_problem(arn: str) -> Optional[str]:
     """Why ``arn`` is not an IAM managed policy ARN, or None if it is one (linear time)."""
     if not MIN_POLICY_ARN <= len(arn) <= MAX_POLICY_ARN:
         return f"{MIN_POLICY_ARN}-{MAX_POLICY_ARN} characters; {POLICY_ARN_ALLOWED}"
-    parts = arn.split(":", 5)
-    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "iam" or parts[3] != "":
+    parsed = split_iam_arn(arn)
+    if parsed is None:
         return f"not an IAM policy ARN; {POLICY_ARN_ALLOWED}"
-    partition, account, resource = parts[1], parts[4], parts[5]
+    partition, account, kind, has_path_name, path, name = parsed
     if partition not in PARTITIONS:
         return f"unknown partition {partition!r}; partitions: {', '.join(PARTITIONS)}"
     if account != "aws" and not is_account_id(account):
         return f"account {account!r} is neither 12 digits nor aws; {POLICY_ARN_ALLOWED}"
-    kind, slash, path_name = resource.partition("/")
-    if kind != "policy" or not slash:
+    if kind != "policy" or not has_path_name:
         return f"an IAM {kind} ARN, not a policy ARN; {POLICY_ARN_ALLOWED}"
-    path, _, name = path_name.rpartition("/")
     if not 1 <= len(name) <= MAX_POLICY_NAME or not set(name) <= _POLICY_NAME_CHARACTERS:
         return f"invalid policy name {name!r}; {POLICY_ARN_ALLOWED}"
-    if len(path) + 2 > MAX_POLICY_PATH or not all("\x21" <= c <= "\x7e" for c in path):
+    if len(path) + 2 > MAX_POLICY_PATH or not printable_ascii(path):
         return f"invalid policy path; {POLICY_ARN_ALLOWED}"
     return None
 
