@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from log_capture import Capture
 from provider_state import moto_role_of
 from testbed import TestBed
 from testbed.imds import ImdsFault
@@ -23,6 +24,8 @@ from assume_provider.errors import NoSourceCredentialsError
 pytestmark = pytest.mark.usefixtures("fresh_provider_state")
 
 WEB_ROLE_NAME = "WebIdentityRole"
+# A bearer credential as far as logs are concerned: it must never appear in them.
+WEB_IDENTITY_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmF0dXJlLW9mLXRva2Vu"
 
 
 def caller_arn(session: boto3.Session | None = None) -> str:
@@ -87,11 +90,24 @@ def web_identity(aws_env: TestBed, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         pass
     role_arn = f"arn:aws:iam::{world.account_b}:role/{WEB_ROLE_NAME}"
     token = tmp_path / "token"
-    token.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2ln")  # moto: unchecked
+    token.write_text(WEB_IDENTITY_TOKEN)  # moto does not check it
     monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
     monkeypatch.setenv("AWS_ROLE_ARN", role_arn)
     monkeypatch.setenv("AWS_ROLE_SESSION_NAME", "pod")
     return role_arn
+
+
+def test_the_web_identity_token_never_reaches_debug_logs(
+    aws_env: TestBed, web_identity: str, debug_logs: Capture
+) -> None:
+    """Found by a review: botocore logs AssumeRoleWithWebIdentity's parameters at DEBUG."""
+    world = aws_env.world
+    assume_provider.install(role_arn=world.target_role_arn, source="web-identity")
+    arn = boto3.Session().client("sts").get_caller_identity()["Arn"]
+    assert world.account_a in arn
+    assert "AssumeRoleWithWebIdentity" in debug_logs.text  # botocore did log the call
+    assert WEB_IDENTITY_TOKEN not in debug_logs.text
+    assert WEB_IDENTITY_TOKEN.split(".")[2] not in debug_logs.text
 
 
 @pytest.mark.parametrize("source", ["web-identity", "auto"])
