@@ -1,10 +1,6 @@
-"""Review of issue 12: no fallback after an error retrying cannot fix (AccessDenied's kind).
-
-chain.py decides by a deny-list (NON_RECOVERABLE_CODES): every other 4xx code counts as
-"retrying can fix it" and is sent to the fallback regions, against the contract's
-"(throttling, 5xx, a dropped or timed-out connection) ... never after AccessDenied or another
-error that retrying cannot fix".
-"""
+"""No fallback region after an error that retrying cannot fix, only after throttling, a 5xx
+or a dropped or timed-out connection (found by a review: a deny-list of permanent codes let
+every other 4xx, e.g. NotAuthorized or RequestExpired, go to the fallback regions)."""
 
 from __future__ import annotations
 
@@ -33,7 +29,7 @@ FALLBACK = "us-west-2"
         ("InvalidParameterValue", 400),
     ],
 )
-def test_review12_no_fallback_after_a_client_error_retrying_cannot_fix(
+def test_no_fallback_after_a_client_error_retrying_cannot_fix(
     aws_env: TestBed, code: str, status: int
 ) -> None:
     world = aws_env.world
