@@ -252,6 +252,8 @@ while True:
     if not os.WIFSTOPPED(status):
         break
     stops.append(os.WSTOPSIG(status))
+    with open(os.path.join(state, "stops"), "w") as handle:  # the test may wait for it
+        handle.write(str(len(stops)))
     if stops[-1] != signal.SIGSTOP:  # a job-control stop: `fg` (SIGSTOP: its sender continues)
         os.tcsetpgrp(0, job.pid)
         os.killpg(job.pid, signal.SIGCONT)
@@ -419,6 +421,7 @@ class _Terminal:
 
 
 @linux_only
+@pytest.mark.terminal
 def test_exec_ctrl_c_at_a_terminal_reaches_the_command_once(
     aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -431,6 +434,9 @@ def test_exec_ctrl_c_at_a_terminal_reaches_the_command_once(
         os.kill(tool, signal.SIGSTOP)
         terminal.type(b"\x03")  # Ctrl-C: the tty driver signals the foreground group
         assert _wait_for(tmp_path / "sigints") == "1"
+        # The shell must see the stop before the continue: a stop continued before its
+        # parent waits is never reported (a loaded machine can order it so).
+        assert _wait_for(tmp_path / "stops") == "1"
         os.kill(tool, signal.SIGCONT)
         report = terminal.finish()
     finally:
@@ -444,6 +450,7 @@ def test_exec_ctrl_c_at_a_terminal_reaches_the_command_once(
 
 
 @linux_only
+@pytest.mark.terminal
 def test_exec_ctrl_z_stops_the_job_and_fg_continues_the_command(
     aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
