@@ -252,8 +252,9 @@ while True:
     if not os.WIFSTOPPED(status):
         break
     stops.append(os.WSTOPSIG(status))
-    with open(os.path.join(state, "stops"), "w") as handle:  # the test may wait for it
-        handle.write(str(len(stops)))
+    with open(os.path.join(state, "stops.tmp"), "w") as handle:  # the test waits for it:
+        handle.write(str(len(stops)))  # renamed into place, never seen half-written
+    os.replace(os.path.join(state, "stops.tmp"), os.path.join(state, "stops"))
     if stops[-1] != signal.SIGSTOP:  # a job-control stop: `fg` (SIGSTOP: its sender continues)
         os.tcsetpgrp(0, job.pid)
         os.killpg(job.pid, signal.SIGCONT)
