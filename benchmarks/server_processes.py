@@ -6,6 +6,8 @@ starts the 50 processes one after another, the way cron jobs and scripts arrive;
 GetItem of A's secret item and exits. Contenders, interleaved batch by batch (the order
 rotates every round) because this machine is shared and noisy; wall times are medians:
 
+  static     AWS_ACCESS_KEY_ID/SECRET/SESSION_TOKEN of the role, fetched beforehand: the floor
+             (no credential work at all), what no way of getting credentials can beat
   native     botocore's own profile: role_arn + credential_source = Ec2InstanceMetadata
   zero-code  ASSUME_PROVIDER_ROLE_ARN with the installed start-up hook (no code change)
   server     `assume-provider serve` on loopback; the processes get only its two variables
@@ -16,7 +18,7 @@ server a fresh one is started for every batch, inside the counting window (its o
 AssumeRole and IMDS requests are in the batch's count) but outside the timed one: a host
 server is already running when a script starts, so the batch is timed once it is warm.
 
-    python benchmarks/server_processes.py [--processes 50] [--rounds 3] [--sts-delay 0]
+    python benchmarks/server_processes.py [--processes 50] [--rounds 3] [--sts-delay 0] [--together]
 
 moto answers AssumeRole in a few milliseconds on loopback; real STS takes tens to hundreds.
 ``--sts-delay SECONDS`` holds every AssumeRole at the proxy that long, to model that.
@@ -41,7 +43,7 @@ from server_support import RunningServer, client_env, serving
 from testbed import TestBed
 from testbed.proxy import Fault
 
-CONTENDERS = ("native", "zero-code", "server")
+CONTENDERS = ("static", "native", "zero-code", "server")
 
 CHILD = """\
 import sys
@@ -65,14 +67,26 @@ def wait_warm(server: RunningServer, timeout: float = 60) -> None:
     raise SystemExit("the server never fetched credentials")
 
 
-def batch(command: list[str], env: dict[str, str], processes: int) -> float:
-    """Wall seconds for ``processes`` runs of ``command``, one after another."""
+def batch(command: list[str], env: dict[str, str], processes: int, together: bool) -> float:
+    """Wall seconds for ``processes`` runs of ``command``: one after another, or all started
+    at once (``together``: a worker pool or a fleet of cron jobs starting in the same minute)."""
     start = time.perf_counter()
-    for _ in range(processes):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            raise SystemExit(f"a process failed ({done.returncode}): {done.stderr.strip()}")
-    return time.perf_counter() - start
+    if together:
+        running = [
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(processes)
+        ]
+        results = [(p, *p.communicate(timeout=300)) for p in running]
+    else:
+        results = []
+        for _ in range(processes):
+            p = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            results.append((p, *p.communicate(timeout=120)))
+    elapsed = time.perf_counter() - start
+    for process, _, err in results:
+        if process.returncode != 0:
+            raise SystemExit(f"a process failed ({process.returncode}): {err.decode().strip()}")
+    return elapsed
 
 
 def main() -> None:
@@ -81,6 +95,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="batches per contender")
     parser.add_argument(
         "--sts-delay", type=float, default=0.0, help="seconds added to every AssumeRole"
+    )
+    parser.add_argument(
+        "--together", action="store_true", help="start each batch's processes all at once"
     )
     options = parser.parse_args()
 
@@ -97,7 +114,14 @@ def main() -> None:
             "credential_source = Ec2InstanceMetadata\n"
         )
         command = [sys.executable, "-c", CHILD, world.table_name, world.secret_name]
+        static = bed.assume(world.target_role_arn, "static")  # straight from moto, uncounted
         envs = {
+            "static": dict(
+                base,
+                AWS_ACCESS_KEY_ID=static["AccessKeyId"],
+                AWS_SECRET_ACCESS_KEY=static["SecretAccessKey"],
+                AWS_SESSION_TOKEN=static["SessionToken"],
+            ),
             "native": dict(base, AWS_PROFILE="native"),
             "zero-code": dict(base, ASSUME_PROVIDER_ROLE_ARN=world.target_role_arn),
         }
@@ -105,7 +129,8 @@ def main() -> None:
         for env in envs.values():  # warm-up: page cache, .pyc files
             subprocess.run(command, env=env, check=True, capture_output=True)
         for round_ in range(options.rounds):
-            order = CONTENDERS[round_ % 3 :] + CONTENDERS[: round_ % 3]
+            shift = round_ % len(CONTENDERS)
+            order = CONTENDERS[shift:] + CONTENDERS[:shift]
             for name in order:
                 bed.reset()
                 if options.sts_delay:
@@ -115,12 +140,14 @@ def main() -> None:
                     token = Path(home) / f"token-{round_}"
                     with serving(base, server_args, token) as server:
                         wait_warm(server)
-                        wall = batch(command, client_env(base, server), options.processes)
+                        wall = batch(
+                            command, client_env(base, server), options.processes, options.together
+                        )
                         code, err = server.stop()
                     if code != 0:
                         raise SystemExit(f"serve exited {code}: {err}")
                 else:
-                    wall = batch(command, envs[name], options.processes)
+                    wall = batch(command, envs[name], options.processes, options.together)
                 walls[name].append(wall)
                 assume[name].append(bed.proxy.count(action="AssumeRole"))
                 imds[name].append(bed.imds.request_count)
@@ -134,7 +161,8 @@ def main() -> None:
     median = {name: statistics.median(values) for name, values in walls.items()}
     native = median["native"]
     print(
-        f"\n{n} python processes, one after another, one DynamoDB GetItem each; "
+        f"\n{n} python processes, {'started together' if options.together else 'one after another'}"
+        ", one DynamoDB GetItem each; "
         f"median of {options.rounds} batches per contender, interleaved; "
         f"AssumeRole delayed {options.sts_delay * 1000:.0f} ms at the proxy:"
     )
@@ -151,11 +179,18 @@ def main() -> None:
             f"| {median[name] / native:.2f}x | {counts_a} | {counts_i} |"
         )
     ratio = median["server"] / native
+    floor = median["static"] / native
+    print(
+        f"\nThe floor: static credentials take {floor:.2f}x native; the server is "
+        f"{median['server'] / median['static']:.2f}x static (+"
+        f"{(median['server'] - median['static']) / n * 1000:.0f} ms a process)."
+    )
     print(
         "\n"
         + json.dumps(
             {
                 "server_vs_native_wall": round(ratio, 2),
+                "static_vs_native_wall": round(floor, 2),
                 "target_ratio": 0.8,
                 "server_assume_role_per_batch": max(assume["server"]),
                 "target_assume_role": 1,

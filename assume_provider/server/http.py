@@ -87,6 +87,11 @@ def error_body(exc: BaseException) -> dict[str, str]:
 class CredentialHandler(BaseHTTPRequestHandler):
     server: CredentialHTTPServer
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in one segment: written separately, with Nagle's algorithm on,
+    # the body can wait for the client's delayed ACK of the headers (up to 40 ms on Linux).
+    # A buffered writer collects both until the handler returns (the base class flushes it).
+    wbufsize = -1
+    disable_nagle_algorithm = True
     server_version = "assume-provider"
     sys_version = ""
 
