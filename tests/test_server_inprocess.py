@@ -4,8 +4,10 @@ clients are botocore's real container provider and plain HTTP requests."""
 from __future__ import annotations
 
 import datetime
+import http.client
 import json
 import os
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -146,6 +148,27 @@ def test_requests_to_a_valid_route_are_answered_while_another_waits_on_sts(
     assert slow == []  # all 80 were answered while the other route still waited on STS
     waiter.join()
     assert slow == [200]
+
+
+def test_connections_that_send_nothing_are_closed_after_the_idle_timeout(
+    server: CredentialHTTPServer,
+) -> None:
+    """Each connection holds a thread: one opened and left silent, one that stops halfway
+    through its request line, and a kept-alive one after its answer must all be let go."""
+    server.idle_timeout = 0.5
+    address = ("127.0.0.1", server.port)
+    silent = socket.create_connection(address, timeout=10)
+    halfway = socket.create_connection(address, timeout=10)
+    halfway.sendall(b"GET / HTTP/1.1\r\nHost: ")
+    kept = http.client.HTTPConnection(*address, timeout=10)
+    kept.request("GET", "/", headers={"Authorization": server.token.decode()})
+    answer = kept.getresponse()
+    assert answer.status == 200 and answer.getheader("Connection") != "close"
+    answer.read()
+    assert kept.sock is not None  # HTTP/1.1: the connection stays open for another request
+    for connection in (silent, halfway, kept.sock):
+        assert connection.recv(1) == b""  # closed by the server, well before the 10 s
+    assert _get(server)[0] == 200
 
 
 def test_listener_events_carry_the_signing_key_and_a_raising_listener_changes_nothing(

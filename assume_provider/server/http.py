@@ -23,6 +23,10 @@ from ..redaction import redact_text
 from .routes import Route, RouteTable, UnknownRoute
 
 LISTEN_BACKLOG = 256
+# A connection that sends nothing for this long is closed: each one holds a thread, and an
+# SDK asks about once per credential lifetime, so an idle keep-alive connection (or a local
+# process that opens connections and sends nothing) must not hold threads for ever.
+IDLE_TIMEOUT_SECONDS = 10.0
 
 
 def is_loopback(host: str) -> bool:
@@ -44,12 +48,21 @@ class CredentialHTTPServer(ThreadingHTTPServer):
     request_queue_size = LISTEN_BACKLOG
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int, token: str, routes: RouteTable) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        token: str,
+        routes: RouteTable,
+        *,
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+    ) -> None:
         if not is_loopback(host):
             raise ConfigError(f"--host {host}: only loopback addresses (127.0.0.1, ::1) allowed")
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.token = token.encode("ascii")
         self.routes = routes
+        self.idle_timeout = idle_timeout
         super().__init__((host, port), CredentialHandler)
         self.host = host
         self.port = int(self.server_address[1])
@@ -94,6 +107,10 @@ class CredentialHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "assume-provider"
     sys_version = ""
+
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout  # the base class applies it to the socket
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
         """No access log: the refresh events are the server's log."""
