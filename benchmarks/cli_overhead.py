@@ -58,13 +58,19 @@ def timed(command: list[str], env: dict[str, str]) -> float:
 Scenarios = dict[str, tuple[list[str], dict[str, str]]]
 
 
-def round_robin(scenarios: Scenarios, runs: int) -> dict[str, float]:
+def round_robin_samples(scenarios: Scenarios, runs: int) -> dict[str, list[float]]:
+    """Milliseconds of every run of every scenario; run i of each scenario share round i."""
     samples: dict[str, list[float]] = {name: [] for name in scenarios}
     for command, env in scenarios.values():  # warm-up: fills every cache
         timed(command, env)
     for _ in range(runs):
         for name, (command, env) in scenarios.items():
             samples[name].append(timed(command, env))
+    return samples
+
+
+def round_robin(scenarios: Scenarios, runs: int) -> dict[str, float]:
+    samples = round_robin_samples(scenarios, runs)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
