@@ -109,8 +109,8 @@ class CredentialHandler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def setup(self) -> None:
-        self.timeout = self.server.idle_timeout  # the base class applies it to the socket
         super().setup()
+        self.connection.settimeout(self.server.idle_timeout)  # a timeout ends the connection
 
     def log_message(self, format: str, *args: Any) -> None:
         """No access log: the refresh events are the server's log."""
