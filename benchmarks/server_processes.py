@@ -2,9 +2,13 @@
 role costs, side by side.
 
 Runs against the local test bed (moto + IMDS fake + counting proxy on 127.0.0.1). Each batch
-starts the 50 processes one after another, the way cron jobs and scripts arrive; each does a
-GetItem of A's secret item and exits. Contenders, interleaved batch by batch (the order
-rotates every round) because this machine is shared and noisy; wall times are medians:
+starts the 50 processes one after another, the way cron jobs and scripts arrive (or with
+--together all at once, the way a worker pool or a fleet of cron jobs starts); each does a
+GetItem of A's secret item and exits. Because this machine is shared and noisy, the
+contenders take turns process by process (the order rotating), so that a burst of load slows
+all of them alike, and a batch's wall time is the sum of its 50 processes' (--together: the
+batches take turns, each timed until its last process ends); the figures are medians over
+the rounds:
 
   static     AWS_ACCESS_KEY_ID/SECRET/SESSION_TOKEN of the role, fetched beforehand: the floor
              (no credential work at all), what no way of getting credentials can beat
@@ -13,10 +17,10 @@ rotates every round) because this machine is shared and noisy; wall times are me
   server     `assume-provider serve` on loopback; the processes get only its two variables
              (IMDS unreachable for them)
 
-AssumeRole and IMDS requests are counted per batch by the bed's proxy and IMDS fake. For the
-server a fresh one is started for every batch, inside the counting window (its own
-AssumeRole and IMDS requests are in the batch's count) but outside the timed one: a host
-server is already running when a script starts, so the batch is timed once it is warm.
+AssumeRole and IMDS requests are counted by the bed's proxy and IMDS fake around each
+contender's own processes. A fresh server is started for every round; its own AssumeRole and
+IMDS requests count in the server's batch, but its start is not timed: a host server is
+already running when a script starts, so the batch is timed once it is warm.
 
     python benchmarks/server_processes.py [--processes 50] [--rounds 3] [--sts-delay 0] [--together]
 
@@ -67,26 +71,57 @@ def wait_warm(server: RunningServer, timeout: float = 60) -> None:
     raise SystemExit("the server never fetched credentials")
 
 
-def batch(command: list[str], env: dict[str, str], processes: int, together: bool) -> float:
-    """Wall seconds for ``processes`` runs of ``command``: one after another, or all started
-    at once (``together``: a worker pool or a fleet of cron jobs starting in the same minute)."""
-    start = time.perf_counter()
-    if together:
-        running = [
-            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            for _ in range(processes)
-        ]
-        results = [(p, *p.communicate(timeout=300)) for p in running]
-    else:
-        results = []
-        for _ in range(processes):
-            p = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            results.append((p, *p.communicate(timeout=120)))
-    elapsed = time.perf_counter() - start
-    for process, _, err in results:
+def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        _, err = process.communicate(timeout=300)
         if process.returncode != 0:
             raise SystemExit(f"a process failed ({process.returncode}): {err.decode().strip()}")
-    return elapsed
+
+
+class Tally:
+    """Wall seconds, AssumeRole and IMDS requests per contender in one round, each counted as
+    the difference around the contender's own processes (only they run at that moment)."""
+
+    def __init__(self, bed: TestBed) -> None:
+        self.bed = bed
+        self.wall = dict.fromkeys(CONTENDERS, 0.0)
+        self.assume = dict.fromkeys(CONTENDERS, 0)
+        self.imds = dict.fromkeys(CONTENDERS, 0)
+
+    def counts(self) -> tuple[int, int]:
+        return self.bed.proxy.count(action="AssumeRole"), self.bed.imds.request_count
+
+    def add(self, name: str, seconds: float, before: tuple[int, int]) -> None:
+        after = self.counts()
+        self.wall[name] += seconds
+        self.assume[name] += after[0] - before[0]
+        self.imds[name] += after[1] - before[1]
+
+    def timed(self, name: str, command: list[str], env: dict[str, str], processes: int) -> None:
+        """``processes`` runs of ``command`` started all at once, timed until the last ends."""
+        before, began = self.counts(), time.perf_counter()
+        wait_all([start(command, env) for _ in range(processes)])
+        self.add(name, time.perf_counter() - began, before)
+
+
+def one_round(
+    tally: Tally,
+    command: list[str],
+    envs: dict[str, dict[str, str]],
+    options: argparse.Namespace,
+    shift: int,
+) -> None:
+    """Every contender's batch: all at once, a batch after another (``--together``), or one
+    after another, interleaved process by process (the order rotating), so that a burst of
+    load on this shared machine slows every contender alike instead of one batch."""
+    for step in range(1 if options.together else options.processes):
+        turn = (shift + step) % len(CONTENDERS)
+        for name in CONTENDERS[turn:] + CONTENDERS[:turn]:
+            tally.timed(name, command, envs[name], options.processes if options.together else 1)
 
 
 def main() -> None:
@@ -129,31 +164,26 @@ def main() -> None:
         for env in envs.values():  # warm-up: page cache, .pyc files
             subprocess.run(command, env=env, check=True, capture_output=True)
         for round_ in range(options.rounds):
-            shift = round_ % len(CONTENDERS)
-            order = CONTENDERS[shift:] + CONTENDERS[:shift]
-            for name in order:
-                bed.reset()
-                if options.sts_delay:
-                    delay = Fault.delay(options.sts_delay)
-                    bed.proxy.inject(delay, action="AssumeRole", times=None)
-                if name == "server":
-                    token = Path(home) / f"token-{round_}"
-                    with serving(base, server_args, token) as server:
-                        wait_warm(server)
-                        wall = batch(
-                            command, client_env(base, server), options.processes, options.together
-                        )
-                        code, err = server.stop()
-                    if code != 0:
-                        raise SystemExit(f"serve exited {code}: {err}")
-                else:
-                    wall = batch(command, envs[name], options.processes, options.together)
-                walls[name].append(wall)
-                assume[name].append(bed.proxy.count(action="AssumeRole"))
-                imds[name].append(bed.imds.request_count)
+            bed.reset()
+            if options.sts_delay:
+                bed.proxy.inject(Fault.delay(options.sts_delay), action="AssumeRole", times=None)
+            tally = Tally(bed)
+            token = Path(home) / f"token-{round_}"
+            with serving(base, server_args, token) as server:
+                wait_warm(server)
+                tally.add("server", 0.0, (0, 0))  # its own AssumeRole and IMDS requests
+                round_envs = dict(envs, server=client_env(base, server))
+                one_round(tally, command, round_envs, options, round_)
+                code, err = server.stop()
+            if code != 0:
+                raise SystemExit(f"serve exited {code}: {err}")
+            for name in CONTENDERS:
+                walls[name].append(tally.wall[name])
+                assume[name].append(tally.assume[name])
+                imds[name].append(tally.imds[name])
                 print(
-                    f"round {round_ + 1} {name:9}: {wall:6.2f} s, "
-                    f"AssumeRole {assume[name][-1]}, IMDS {imds[name][-1]}",
+                    f"round {round_ + 1} {name:9}: {tally.wall[name]:6.2f} s, "
+                    f"AssumeRole {tally.assume[name]}, IMDS {tally.imds[name]}",
                     flush=True,
                 )
 
@@ -182,8 +212,8 @@ def main() -> None:
     floor = median["static"] / native
     print(
         f"\nThe floor: static credentials take {floor:.2f}x native; the server is "
-        f"{median['server'] / median['static']:.2f}x static (+"
-        f"{(median['server'] - median['static']) / n * 1000:.0f} ms a process)."
+        f"{median['server'] / median['static']:.2f}x static ("
+        f"{(median['server'] - median['static']) / n * 1000:+.0f} ms a process)."
     )
     print(
         "\n"
