@@ -58,14 +58,21 @@ def register_secret(*values: Optional[str]) -> None:
             _secrets.pop(next(iter(_secrets)))
 
 
-def redact_text(text: str) -> str:
-    """``text`` with every known secret and every secret-shaped field masked."""
+# Access key IDs (long-term AKIA, temporary ASIA, and the rarer prefixes). Not secrets, but
+# they identify a principal: answers given to callers who may not hold that key drop them.
+_ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{12,124}\b")
+
+
+def redact_text(text: str, *, key_ids: bool = False) -> str:
+    """``text`` with every known secret and every secret-shaped field masked; with
+    ``key_ids``, access key IDs too."""
     with _lock:
         known = list(_secrets)
     for secret in known:
         if secret in text:
             text = text.replace(secret, MASK)
-    return _SECRET_FIELD.sub(_mask_field, text)
+    text = _SECRET_FIELD.sub(_mask_field, text)
+    return _ACCESS_KEY_ID.sub(MASK, text) if key_ids else text
 
 
 # Loggers whose records can carry credentials: botocore's DEBUG records of requests and

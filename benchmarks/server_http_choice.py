@@ -1,25 +1,22 @@
-"""Which HTTP server `assume-provider serve` should run on, measured: the standard library's
-ThreadingHTTPServer (what serve ships) against a single-threaded asyncio server written for
-this comparison, under the same 32-client load as benchmarks/server_load.py.
+"""Which HTTP server `assume-provider serve` runs on, measured: the standard library's
+http.server ThreadingHTTPServer (one thread per connection; what serve ran on first) against
+serve's asyncio server (assume_provider/server/http.py), under the same 32-client load as
+benchmarks/server_load.py.
 
 Both serve the same real route (assume_provider.server.routes, the engine refreshing from
 moto through the local test bed) with the same checks: the Host header, the token compared in
-constant time, the same JSON body, a new connection per request. Each runs in a process of its
-own; they take turns (stdlib, asyncio, stdlib, asyncio, ...) because this machine is shared
-and noisy, and each turn has a saturating phase (every client back to back) and a paced one
-(5 requests/s per client, out of phase).
+constant time, the same JSON body. The clients open a new connection per request, as
+botocore's container fetcher does. Each server runs in a process of its own; they take turns
+(threads, asyncio, threads, asyncio, ...) because this machine is shared and noisy, and each
+turn has a saturating phase (every client back to back) and a paced one (5 requests/s per
+client, out of phase).
 
     python benchmarks/server_http_choice.py [--turns 2] [--seconds 8]
-
-The asyncio server is a measuring stick, not a product: it parses only what this comparison
-sends and has none of the stdlib server's hardening (request line and header limits, error
-answers for malformed requests).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hmac
 import json
 import os
@@ -34,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-KINDS = ("stdlib", "asyncio")
+KINDS = ("threads", "asyncio")
 
 
 def host(kind: str, token_file: str) -> None:
@@ -48,63 +45,59 @@ def host(kind: str, token_file: str) -> None:
     routes = RouteTable(Route("/", settings, botocore_session(None)), environ=os.environ)
     routes.lookup("/").credentials()  # warm: the load measures serving, not STS
     token = Path(token_file).read_text()
-    if kind == "stdlib":
+    server: Any
+    if kind == "asyncio":
         server = CredentialHTTPServer("127.0.0.1", 0, token, routes)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        port = server.port
     else:
-        port = start_asyncio_server(token, routes)
-    print(f"http://127.0.0.1:{port}/", flush=True)
+        server = threading_server(token, routes)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"http://127.0.0.1:{server.server_address[1] if kind == 'threads' else server.port}/")
+    sys.stdout.flush()
     sys.stdin.read()
 
 
-def start_asyncio_server(token: str, routes: Any) -> int:
+def threading_server(token: str, routes: Any) -> Any:
+    """What serve ran on before: the standard library's ThreadingHTTPServer, one thread per
+    connection, with the same checks and answers (headers and body in one write, Nagle off)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
     from assume_provider.server.http import credentials_body
 
     secret = token.encode("ascii")
-    ready: list[int] = []
-    started = threading.Event()
 
-    def answer(target: str, headers: dict[str, str], own_host: str) -> tuple[int, Any]:
-        if headers.get("host", "").lower() != own_host:
-            return 403, {"code": "Forbidden", "message": "Host is not this server's address"}
-        given = headers.get("authorization", "").encode("utf-8", "surrogateescape")
-        if not hmac.compare_digest(given, secret):
-            return 401, {"code": "Unauthorized", "message": "Authorization is not the token"}
-        return 200, credentials_body(routes.lookup(target))
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        wbufsize = -1
+        disable_nagle_algorithm = True
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError):
-            writer.close()
-            return
-        request_line, *header_lines = head.decode("latin-1").split("\r\n")
-        target = request_line.split(" ")[1]
-        headers = {}
-        for line in header_lines:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        status, body = answer(target, headers, f"127.0.0.1:{ready[0]}")
-        data = json.dumps(body, separators=(",", ":")).encode()
-        writer.write(
-            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(data)}\r\nCache-Control: no-store\r\n"
-            "Connection: close\r\n\r\n".encode()
-            + data
-        )
-        await writer.drain()
-        writer.close()
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
 
-    async def main() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=256)
-        ready.append(server.sockets[0].getsockname()[1])
-        started.set()
-        await server.serve_forever()
+        def do_GET(self) -> None:
+            own = f"127.0.0.1:{self.server.server_address[1]}"
+            if (self.headers.get("Host") or "").strip().lower() != own:
+                status, body = 403, {"code": "Forbidden", "message": "Host"}
+            elif not hmac.compare_digest(
+                (self.headers.get("Authorization") or "").encode("utf-8", "surrogateescape"),
+                secret,
+            ):
+                status, body = 401, {"code": "Unauthorized", "message": "token"}
+            else:
+                route = routes.lookup(self.path)
+                status, body = 200, credentials_body(route, route.credentials())
+            data = json.dumps(body, separators=(",", ":")).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
 
-    threading.Thread(target=asyncio.run, args=(main(),), daemon=True).start()
-    started.wait(10)
-    return ready[0]
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 256
+
+    return Server(("127.0.0.1", 0), Handler)
 
 
 def measure(options: argparse.Namespace) -> None:
@@ -172,9 +165,10 @@ def measure(options: argparse.Namespace) -> None:
             f"| {m['paced_p50_ms']:.2f} | {m['paced_p99_ms']:.2f} |"
         )
     ratio = {
-        key: round(medians["asyncio"][key] / medians["stdlib"][key], 2) for key in medians["stdlib"]
+        key: round(medians["asyncio"][key] / medians["threads"][key], 2)
+        for key in medians["threads"]
     }
-    print("\n" + json.dumps({"asyncio_vs_stdlib": ratio}))
+    print("\n" + json.dumps({"asyncio_vs_threads": ratio}))
 
 
 def main() -> None:

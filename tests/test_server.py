@@ -205,6 +205,7 @@ def test_token_file_is_created_private_and_unsafe_ones_are_refused(
         assert server.variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == str(token_path)
         assert server.url.startswith("http://127.0.0.1:")
         assert server.stop()[0] == 0
+    started_with = bed.proxy.count(action="AssumeRole")  # 0 or 1: its warm-up may be cut short
     token = token_path.read_text()
     assert len(token) >= 43 and "\n" not in token and "\r" not in token
     assert token_file_mode(token_path) == 0o600
@@ -245,7 +246,7 @@ def test_token_file_is_created_private_and_unsafe_ones_are_refused(
         assert done.returncode == 2, (path, done.stderr)
         assert done.stdout == ""
         assert done.stderr.startswith(f"assume-provider: error: --token-file {path}")
-    assert bed.proxy.count(action="AssumeRole") == 1
+    assert bed.proxy.count(action="AssumeRole") == started_with  # refused before any request
 
 
 def test_sigint_exits_zero_too(

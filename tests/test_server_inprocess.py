@@ -47,7 +47,7 @@ def server(
     http = CredentialHTTPServer("127.0.0.1", 0, load_or_create_token(str(token_file)), routes)
     http.lines = lines  # type: ignore[attr-defined]
     http.token_file = str(token_file)  # type: ignore[attr-defined]
-    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
     yield http
     http.shutdown()

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2})
+    serving = threading.Thread(target=server.serve_forever, name="assume-provider-serve")
     serving.daemon = True
     serving.start()
     sys.stdout.write(
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         _say("stopping")
         server.shutdown()
         server.server_close()
-        routes.close()
+        routes.close(wait=False)  # exit at once, even with a refresh waiting on STS
     return common.EXIT_OK
 
 

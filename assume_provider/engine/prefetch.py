@@ -89,13 +89,15 @@ class Prefetcher:
         """A refresh ended (or new credentials arrived): recompute the sleep now."""
         self._wake.set()
 
-    def close(self) -> None:
-        """Stop the thread for good; the engine keeps refreshing on demand."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the thread for good; the engine keeps refreshing on demand. With ``wait``,
+        give it up to 5 s to finish a refresh in progress (a process about to exit need not:
+        the thread is a daemon)."""
         self._closed = True
         self._stop.set()
         self._wake.set()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if wait and thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5.0)
         self._thread = None
 

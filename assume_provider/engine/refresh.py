@@ -230,9 +230,10 @@ class RefreshingCredentials:
         with self._state_lock:
             return RefreshStats(self._fetches, self._failures, self._rate_limited)
 
-    def close(self) -> None:
-        """Stop the prefetch thread, if any; get() keeps working on demand."""
-        self._prefetcher.close()
+    def close(self, wait: bool = True) -> None:
+        """Stop the prefetch thread, if any (``wait``: up to 5 s for a refresh in progress);
+        get() keeps working on demand."""
+        self._prefetcher.close(wait)
 
     # -- slow path: carry out the policy's decision ------------------------------------
 

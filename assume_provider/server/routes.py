@@ -56,16 +56,35 @@ class Route:
             self.settings, session
         ).engine
         self.last_error: Optional[str] = None  # the error code of the last attempt, if it failed
+        self.last_failure: Optional[events.RefreshEvent] = None  # the last failed attempt
         self._background = threading.Lock()  # held while a worker refreshes for requests
 
-    def credentials(self) -> TemporaryCredentials:
-        """Credentials to serve now; raises the refresh's error when there are none."""
+    def served_now(self) -> Optional[TemporaryCredentials]:
+        """Valid credentials to serve without waiting (a due refresh starts in a worker thread),
+        or None: nothing valid is cached, and the caller must ``wait_for_credentials()``."""
         cached, due = self.engine.poll()
-        if cached is None:
-            return self.engine.get()  # nothing servable: wait for (or share) the refresh
         if due:
             self._refresh_in_background()
+        if cached is None or self._expired(cached):
+            return None
         return cached
+
+    def wait_for_credentials(self) -> TemporaryCredentials:
+        """Credentials to serve, waiting for (or sharing) the refresh; raises the refresh's
+        error, or ``NothingValidToServe`` when only expired ones remain (STS still failing:
+        the engine serves them during its backoff, but a client can sign nothing with them)."""
+        credentials = self.engine.get()
+        if self._expired(credentials):
+            raise NothingValidToServe(self, credentials)
+        return credentials
+
+    def credentials(self) -> TemporaryCredentials:
+        """Credentials to serve now, waiting only when nothing valid is cached."""
+        return self.served_now() or self.wait_for_credentials()
+
+    def _expired(self, credentials: TemporaryCredentials) -> bool:
+        expiration = credentials.expiration
+        return expiration is not None and expiration <= provider.clock()  # the engine's clock
 
     def _refresh_in_background(self) -> None:
         if not self._background.acquire(blocking=False):
@@ -100,6 +119,19 @@ class Route:
         return "ok"
 
 
+class NothingValidToServe(RuntimeError):
+    """Only expired credentials are cached and the last refresh failed: a 503 naming it."""
+
+    def __init__(self, route: Route, credentials: TemporaryCredentials) -> None:
+        failure = route.last_failure
+        self.error_code = failure.error_code if failure is not None else "ExpiredToken"
+        cause = failure.error_message if failure is not None else "no refresh has succeeded"
+        super().__init__(
+            f"the credentials of route {route.path} expired at "
+            f"{utc_text(credentials.expiration)} and the last refresh failed: {cause}"
+        )
+
+
 class UnknownRoute(LookupError):
     """No such route (an unknown profile, or one that configures no role)."""
 
@@ -127,13 +159,19 @@ class RouteTable:
         self._lock = threading.Lock()  # only while a profile route is created
         events.add_refresh_listener(self._on_event)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Stop listening to events and each route's prefetch thread (``wait``: see
+        ``RefreshingCredentials.close``; serve's exit does not wait for a refresh at STS)."""
         events.remove_refresh_listener(self._on_event)
         for route in list(self._routes.values()):
-            route.engine.close()
+            route.engine.close(wait)
 
     def routes(self) -> list[Route]:
         return list(self._routes.values())
+
+    def known(self, path: str) -> Optional[Route]:
+        """The route of ``path`` if it has been created already (never blocks)."""
+        return self._routes.get(path)
 
     def lookup(self, path: str) -> Route:
         """The route for a request path; UnknownRoute for anything else."""
@@ -176,6 +214,8 @@ class RouteTable:
             if id(route.engine) != event.credentials_id:
                 continue
             route.last_error = event.error_code if event.kind != events.REFRESHED else None
+            if event.kind != events.REFRESHED:
+                route.last_failure = event
             self._log(describe_event(route.path, event))
 
 
