@@ -1,0 +1,102 @@
+"""The server's HTTP layer with raw sockets: what it does with requests no SDK sends (malformed,
+oversized, with bodies, pipelined, other methods and versions), and that none of them costs a
+credential or breaks the next client."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+from test_server_inprocess import _get, server  # noqa: F401  (server is a fixture)
+from testbed import TestBed
+
+from assume_provider.server.http import MAX_HEAD_BYTES, CredentialHTTPServer
+
+
+def _exchange(server: CredentialHTTPServer, raw: bytes) -> bytes:  # noqa: F811
+    """Send ``raw``, read until the server closes the connection (or 10 s pass)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(raw)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    return received
+
+
+def _answers(received: bytes) -> list[tuple[int, dict[str, str], Any]]:
+    """Every (status, headers, JSON body) in ``received``, in order."""
+    answers = []
+    while received:
+        head, _, rest = received.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+        length = int(headers["content-length"])
+        answers.append((int(status_line.split()[1]), headers, json.loads(rest[:length])))
+        received = rest[length:]
+    return answers
+
+
+def _request(server: CredentialHTTPServer, extra: str = "", line: str = "GET / HTTP/1.1") -> str:  # noqa: F811
+    return (
+        f"{line}\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"Authorization: {server.token.decode()}\r\n{extra}\r\n"
+    )
+
+
+def test_malformed_requests_get_a_json_error_and_the_connection_is_closed(
+    server: CredentialHTTPServer,  # noqa: F811
+    aws_env: TestBed,
+) -> None:
+    cases = {
+        b"GARBAGE\r\n\r\n": 400,
+        b"GET / HTTP/1.1 extra\r\n\r\n": 400,
+        b"GET / HTTP/2.0\r\nHost: x\r\n\r\n": 505,
+        b"GET / HTTP/1.1\r\nno colon on this line\r\n\r\n": 400,
+        b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(101)) + b"\r\n": 431,
+        b"GET / HTTP/1.1\r\nX: " + b"y" * MAX_HEAD_BYTES + b"\r\n\r\n": 431,
+    }
+    for raw, expected in cases.items():
+        ((status, headers, body),) = _answers(_exchange(server, raw))
+        assert status == expected, raw[:60]
+        assert headers["connection"] == "close"
+        assert set(body) == {"code", "message"}
+    assert aws_env.proxy.count(action="AssumeRole") == 0  # none of them reached a route
+    assert _get(server)[0] == 200  # and the server still serves
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection(
+    server: CredentialHTTPServer,  # noqa: F811
+) -> None:
+    raw = (
+        _request(server)
+        + _request(server, line="GET /healthz HTTP/1.1")
+        + _request(server, extra="Connection: close\r\n")
+    )
+    answers = _answers(_exchange(server, raw.encode()))
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    assert "AccessKeyId" in answers[0][2] and "status" in answers[1][2]
+    assert "connection" not in answers[0][1]  # kept alive until the client asked to close
+    assert answers[2][1]["connection"] == "close"
+
+
+def test_a_request_with_a_body_is_answered_and_its_body_never_read_as_a_request(
+    server: CredentialHTTPServer,  # noqa: F811
+) -> None:
+    smuggled = _request(server, line="GET /profile/other HTTP/1.1")
+    raw = _request(server, extra=f"Content-Length: {len(smuggled)}\r\n") + smuggled
+    ((status, headers, _),) = _answers(_exchange(server, raw.encode()))
+    assert status == 200 and headers["connection"] == "close"
+
+
+def test_other_methods_and_http_1_0(server: CredentialHTTPServer) -> None:  # noqa: F811
+    for method in ("POST", "PUT", "DELETE", "HEAD"):
+        raw = _request(server, line=f"{method} / HTTP/1.1", extra="Connection: close\r\n")
+        ((status, headers, body),) = _answers(_exchange(server, raw.encode()))
+        assert status == 405 and headers["allow"] == "GET", method
+        assert body["code"] == "MethodNotAllowed"
+    ((status, headers, body),) = _answers(
+        _exchange(server, _request(server, line="GET / HTTP/1.0").encode())
+    )
+    assert status == 200 and headers["connection"] == "close" and "Token" in body
+    assert headers["cache-control"] == "no-store"
