@@ -106,9 +106,13 @@ def test_sts_failing_with_credentials_cached_serves_the_cached_ones(
         assert status == 200
         aws_env.proxy.inject(Fault.throttle(), action="AssumeRole", times=None)
         fake_clock.advance(_expiry(body) - fake_clock() - 30)
-        status, again = _get(server)
+        status, again = _get(server)  # waits at most max_wait for the failing refresh
         assert status == 200 and again["AccessKeyId"] == body["AccessKeyId"]
-        status, health = _get(server, "/healthz")
+        for _ in range(100):  # the refresh retries throttling for up to ~3 s
+            status, health = _get(server, "/healthz")
+            if health["status"] != "ok":
+                break
+            threading.Event().wait(0.1)
         assert health["status"] == "degraded"
         assert health["routes"]["/"]["last_error"] == "Throttling"
     finally:
@@ -129,6 +133,7 @@ def test_requests_to_a_valid_route_are_answered_while_another_waits_on_sts(
         f"[profile slow]\nassume_provider_role_arn = {aws_env.world.hop_role_arn}\n"
     )
     assert _get(server)[0] == 200
+    server.max_wait = 30.0  # the slow route's request waits the 5 s out (not a 503 at 1.5 s)
     aws_env.proxy.inject(Fault.delay(5.0), action="AssumeRole")
     slow: list[int] = []
     waiter = threading.Thread(target=lambda: slow.append(_get(server, "/profile/slow")[0]))

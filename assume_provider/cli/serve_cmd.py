@@ -60,7 +60,7 @@ def _say(line: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..server.http import CredentialHTTPServer, is_loopback
+    from ..server.http import CredentialHTTPServer, is_loopback, raise_open_file_limit
     from ..server.routes import Route, RouteTable
     from ..server.token import load_or_create_token
 
@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     token = load_or_create_token(token_file)
 
     common.drop_warnings_of(ENGINE_LOGGER)
+    raise_open_file_limit()  # the server's connection cap follows the limit in force
     default = Route("/", settings, botocore_session(profile))
     routes = RouteTable(default, environ=os.environ, log=_say)
     try:

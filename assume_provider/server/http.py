@@ -26,8 +26,10 @@ import io
 import ipaddress
 import json
 import logging
+import resource
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, Optional, TypeVar
@@ -47,6 +49,15 @@ LISTEN_BACKLOG = 256  # many processes starting together must not find the queue
 # and half-sent requests (any local process can open them) must not pile up.
 IDLE_TIMEOUT_SECONDS = 10.0
 MAX_HEAD_BYTES = 16 * 1024  # an SDK's request head is a few hundred bytes
+# How long a request with nothing valid to serve waits for the route's refresh before it is
+# answered 503 (the refresh goes on): below botocore's 2 s container timeout, so a client
+# hears why (STS slow or throttling) instead of timing out, and retries into the same refresh.
+MAX_WAIT_SECONDS = 1.5
+# Open connections at most (also kept below the open-file limit): any local process can open
+# connections without the token, so at the cap the one waiting longest for a request is
+# closed to make room. A client that sends its request at once is never the one closed.
+MAX_CONNECTIONS = 1024
+FILES_KEPT_FREE = 64  # for STS and IMDS connections, the token and config files, logging
 SERVER_NAME = "assume-provider"
 
 
@@ -80,9 +91,18 @@ class Request:
         self.headers = headers
 
     @property
+    def path(self) -> str:
+        """The target's path, percent-decoded (an absolute-form target's authority is ignored:
+        the Host header is what is checked)."""
+        if self.target.startswith("/"):
+            return unquote(self.target.partition("?")[0].partition("#")[0])
+        return unquote(urlsplit(self.target).path)
+
+    @property
     def keep_alive(self) -> bool:
-        """HTTP/1.1 without ``Connection: close``, and no body (bodies are never read)."""
-        if self.version != "HTTP/1.1":
+        """A GET in HTTP/1.1 without ``Connection: close`` and without a body (bodies are never
+        read; a HEAD's answer, with its body, would be misread by a client expecting none)."""
+        if self.version != "HTTP/1.1" or self.method != "GET":
             return False
         if "close" in (self.headers.get("Connection") or "").lower():
             return False
@@ -148,6 +168,36 @@ def error_body(exc: BaseException) -> dict[str, str]:
     return {"code": str(code), "message": redact_text(message, key_ids=True)}
 
 
+def raise_open_file_limit() -> int:
+    """Raise the soft limit on open files to the hard limit (a long-lived server may hold many
+    connections; the default soft limit is often 1024); the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+        except (ValueError, OSError):
+            return soft
+    return soft if soft != resource.RLIM_INFINITY else target
+
+
+def connection_limit() -> int:
+    """``MAX_CONNECTIONS``, kept ``FILES_KEPT_FREE`` below the open-file limit in force."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(16, min(MAX_CONNECTIONS, soft - FILES_KEPT_FREE))
+
+
+class Connection:
+    """One client connection: its task, and since when it has been waiting for a request."""
+
+    def __init__(self, task: asyncio.Task[None], now: float) -> None:
+        self.task = task
+        self.waiting_since: Optional[float] = now  # None while a request is being answered
+
+
 class CredentialHTTPServer:
     """Bound to one loopback address at construction; knows its token and its routes.
 
@@ -163,12 +213,16 @@ class CredentialHTTPServer:
         routes: RouteTable,
         *,
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+        max_wait: float = MAX_WAIT_SECONDS,
+        max_connections: Optional[int] = None,
     ) -> None:
         if not is_loopback(host):
             raise ConfigError(f"--host {host}: only loopback addresses (127.0.0.1, ::1) allowed")
         self.token = token.encode("ascii")
         self.routes = routes
         self.idle_timeout = idle_timeout
+        self.max_wait = max_wait
+        self.max_connections = max_connections or connection_limit()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -183,6 +237,8 @@ class CredentialHTTPServer:
         self.port = int(self._socket.getsockname()[1])
         self.own_hosts = {f"{url_host(host)}:{self.port}".lower()}
         self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(_quiet_loop_errors)
+        self._connections: dict[asyncio.Task[None], Connection] = {}
         # Per route, the one wait in a worker thread that every request with nothing to serve
         # shares (the engine's refresh is single-flight; this keeps it one thread too).
         self._waits: dict[str, asyncio.Future[TemporaryCredentials]] = {}
@@ -220,32 +276,46 @@ class CredentialHTTPServer:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        connections: set[asyncio.Task[None]] = set()
-
-        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            connections.add(task)
-            try:
-                await self._converse(reader, writer)
-            except asyncio.CancelledError:
-                pass  # the server is stopping; the connection is closed
-            finally:
-                connections.discard(task)
-
-        server = await asyncio.start_server(accepted, sock=self._socket, limit=MAX_HEAD_BYTES)
+        server = await asyncio.start_server(self._accepted, sock=self._socket, limit=MAX_HEAD_BYTES)
         self._started.set()
         try:
             await self._stop.wait()
         finally:
             server.close()
-            for task in list(connections):
+            tasks = list(self._connections)
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*connections, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._connections) >= self.max_connections and not self._make_room():
+            writer.close()  # every connection is being answered: this one must come back
+            return
+        connection = self._connections[task] = Connection(task, self._loop.time())
+        try:
+            await self._converse(reader, writer, connection)
+        except asyncio.CancelledError:
+            pass  # the server is stopping, or the connection made room for another
+        finally:
+            del self._connections[task]
+
+    def _make_room(self) -> bool:
+        """Close the connection that has waited longest for a request; False if none waits."""
+        waiting = [c for c in self._connections.values() if c.waiting_since is not None]
+        if not waiting:
+            return False
+        oldest = min(waiting, key=lambda c: c.waiting_since or 0.0)
+        oldest.waiting_since = None  # not chosen twice
+        oldest.task.cancel()
+        return True
 
     # -- one connection ------------------------------------------------------------------
 
-    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _converse(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, connection: Connection
+    ) -> None:
         """Requests on one connection, one after another, until it closes or idles."""
         sock = writer.get_extra_info("socket")
         if sock is not None:
@@ -266,8 +336,10 @@ class CredentialHTTPServer:
                 except (asyncio.IncompleteReadError, asyncio.TimeoutError):
                     return  # closed, or silent for the idle timeout
                 keep_alive = request.keep_alive
+                connection.waiting_since = None
                 status, body, extra = await self._answer(request)
                 await self._send(writer, response(status, body, keep_alive=keep_alive, extra=extra))
+                connection.waiting_since = self._loop.time()
         except (ConnectionError, asyncio.TimeoutError):
             pass  # the client went away or stopped reading: nothing to tell anyone
         except Exception:
@@ -288,7 +360,7 @@ class CredentialHTTPServer:
         if request.method != "GET":
             body = {"code": "MethodNotAllowed", "message": "use GET"}
             return HTTPStatus.METHOD_NOT_ALLOWED, body, {"Allow": "GET"}
-        path = unquote(urlsplit(request.target).path)
+        path = request.path
         host = (request.headers.get("Host") or "").strip().lower()
         if host not in self.own_hosts:
             return 403, _error(HTTPStatus.FORBIDDEN, "Host is not this server's address"), None
@@ -308,15 +380,56 @@ class CredentialHTTPServer:
         try:
             credentials = route.served_now() or await self._shared_wait(route)
         except Exception as exc:  # noqa: BLE001 - every failure is a 503 the SDK can retry
-            return 503, error_body(exc), None
+            still_valid = route.still_valid()  # the refresh failed or is slow: valid ones do
+            if still_valid is None:
+                return 503, error_body(exc), None
+            credentials = still_valid
         return 200, credentials_body(route, credentials), None
 
     async def _shared_wait(self, route: Route) -> TemporaryCredentials:
-        """Nothing valid cached: wait for the route's refresh, with every other such request."""
+        """Nothing valid cached: wait for the route's refresh, with every other such request,
+        at most ``max_wait`` (then RefreshInProgress; the refresh goes on)."""
         wait = self._waits.get(route.path)
         if wait is None or wait.done():
             wait = self._waits[route.path] = in_thread(route.wait_for_credentials)
-        return await asyncio.shield(wait)  # one caller giving up does not cancel the others'
+        try:
+            # shield: one request giving up does not cancel the wait the others share
+            return await asyncio.wait_for(asyncio.shield(wait), self.max_wait)
+        except asyncio.TimeoutError:
+            raise RefreshInProgress(route, self.max_wait) from None
+
+
+def _quiet_loop_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """One line, no traceback, for what the loop cannot hand to a connection (e.g. accept()
+    failing with too many open files while a local process floods the server): stderr is for
+    refreshes and failures, and a flood must not flood it."""
+    exception = context.get("exception")
+    detail = f": {type(exception).__name__}: {exception}" if exception is not None else ""
+    _once_a_minute(f"{context.get('message', 'event loop error')}{detail}")
+
+
+_last_said: dict[str, float] = {}
+
+
+def _once_a_minute(line: str) -> None:
+    now = time.monotonic()
+    if now - _last_said.get(line, -60.0) >= 60.0:
+        _last_said[line] = now
+        logger.warning("%s", line)
+
+
+class RefreshInProgress(RuntimeError):
+    """A request with nothing to serve waited ``max_wait`` and the refresh is still going."""
+
+    def __init__(self, route: Route, waited: float) -> None:
+        failure = route.last_failure
+        self.error_code = failure.error_code if failure is not None else "RefreshInProgress"
+        last = f"; the last attempt failed: {failure.error_message}" if failure else ""
+        super().__init__(
+            f"no credentials for route {route.path} yet: the refresh of "
+            f"{', '.join(route.settings.role_arns)} has run {waited:g} s (STS slow or "
+            f"throttling){last}; retry"
+        )
 
 
 def in_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:

@@ -61,13 +61,33 @@ class Route:
 
     def served_now(self) -> Optional[TemporaryCredentials]:
         """Valid credentials to serve without waiting (a due refresh starts in a worker thread),
-        or None: nothing valid is cached, and the caller must ``wait_for_credentials()``."""
-        cached, due = self.engine.poll()
+        or None: nothing valid is cached, and the caller must ``wait_for_credentials()``.
+
+        Stricter than the engine about expiry, and about errors: credentials that are still
+        valid are served even while the engine raises a remembered error (AccessDenied, for a
+        few seconds) to its callers.
+        """
+        try:
+            cached, due = self.engine.poll()
+        except Exception:
+            still_valid = self.still_valid()
+            if still_valid is not None:
+                return still_valid
+            raise
         if due:
             self._refresh_in_background()
         if cached is None or self._expired(cached):
             return None
         return cached
+
+    def still_valid(self) -> Optional[TemporaryCredentials]:
+        """The cached credentials if they have not expired, whatever the engine would do: what
+        a request serves when its wait for the refresh fails or runs out (the last minute
+        before expiry, with STS failing or slow) rather than a 503."""
+        current = self.engine.current
+        if current is None or self._expired(current):
+            return None
+        return current
 
     def wait_for_credentials(self) -> TemporaryCredentials:
         """Credentials to serve, waiting for (or sharing) the refresh; raises the refresh's

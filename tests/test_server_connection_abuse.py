@@ -1,0 +1,118 @@
+"""Connections any local process can open without the token: a flood of idle ones up to the
+open-file limit (here lowered to 128, so 150 sockets suffice; systemd's default soft limit is
+1024), and connections reset before their answer. Neither may fill stderr (one line per
+refresh or failure), and a client that holds the token is still answered during the flood:
+at the connection cap the server closes the connection that has waited longest for a
+request."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import resource
+import select
+import signal
+import socket
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+from cli_support import TOOL
+from testbed import TestBed
+from testbed.proxy import Fault
+
+LIMIT = 128
+
+
+def _low_fd_limit() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (LIMIT, LIMIT))
+
+
+def _flooded(aws_env: TestBed, env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
+    errors = tmp_path / "stderr"
+    token_file = tmp_path / "t" / "token"
+    command = [*TOOL, "serve", "--port", "0", "--token-file", str(token_file)]
+    process = subprocess.Popen(
+        [*command, "--role-arn", aws_env.world.target_role_arn],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=errors.open("w"),
+        preexec_fn=_low_fd_limit,
+    )
+    assert process.stdout is not None
+    data = b""
+    while data.count(b"\n") < 2:
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready
+        data += os.read(process.stdout.fileno(), 4096)
+    url = dict(line.split("=", 1) for line in data.decode().splitlines())[
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+    ]
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    time.sleep(1.0)  # warm: the first credentials are cached
+    flood = [socket.create_connection(("127.0.0.1", port)) for _ in range(LIMIT + 20)]
+    time.sleep(2.0)
+    try:
+        client = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        client.request("GET", "/", headers={"Authorization": token_file.read_text()})
+        status = client.getresponse().status
+    except OSError as exc:
+        status = repr(exc)
+    for connection in flood:
+        connection.close()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=10)
+    return status, errors.read_text()
+
+
+def test_a_connection_flood_does_not_flood_stderr(
+    aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    _, err = _flooded(aws_env, subprocess_env, tmp_path)
+    assert len(err) < 4096, f"{len(err)} bytes, {err.count('Traceback')} tracebacks: {err[:300]}"
+
+
+def test_a_token_holder_is_answered_during_a_connection_flood(
+    aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    status, _ = _flooded(aws_env, subprocess_env, tmp_path)
+    assert status == 200, status
+
+
+def test_connections_reset_before_their_answer_write_nothing_to_stderr(
+    aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A client that gives up (its timeout, a kill) resets the connection, token or not."""
+    errors = tmp_path / "stderr"
+    token_file = tmp_path / "t" / "token"
+    aws_env.proxy.inject(Fault.delay(0.5), action="AssumeRole", times=None)  # answers take time
+    role = ["--role-arn", aws_env.world.target_role_arn]
+    process = subprocess.Popen(
+        [*TOOL, "serve", "--port", "0", "--token-file", str(token_file), *role],
+        env=subprocess_env,
+        stdout=subprocess.PIPE,
+        stderr=errors.open("w"),
+    )
+    assert process.stdout is not None
+    data = b""
+    while data.count(b"\n") < 2:
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready
+        data += os.read(process.stdout.fileno(), 4096)
+    port = int(data.decode().splitlines()[0].rstrip("/").rsplit(":", 1)[1])
+    for path in ("/", "/healthz", "/profile/none"):
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        client.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: {token_file.read_text()}\r\n\r\n".encode()
+        )
+        time.sleep(0.05)  # the request is being served
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # RST, with the answer unread
+    time.sleep(1.5)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    lines = [line for line in errors.read_text().splitlines() if line]
+    assert "Traceback" not in "\n".join(lines)
+    assert all(line.startswith("assume-provider: serve: ") for line in lines), lines

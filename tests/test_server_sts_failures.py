@@ -1,0 +1,127 @@
+"""What the server answers while STS fails, for each kind of failure and each state of its cache:
+valid credentials are served whatever the error; expired ones never are; with nothing to
+serve the 503 comes before botocore's container timeout and names the role and the AWS code,
+and no answer carries a key ID."""
+
+from __future__ import annotations
+
+import datetime
+import http.client
+import json
+import time
+
+import botocore.credentials
+import pytest
+from botocore.utils import ContainerMetadataFetcher
+from fake_time import FakeClock
+from test_server_inprocess import _expiry, _get, server  # noqa: F401  (server is a fixture)
+from testbed import TestBed
+from testbed.proxy import Fault
+
+from assume_provider.server.http import CredentialHTTPServer
+
+
+def test_valid_cached_credentials_are_served_while_sts_denies(
+    server: CredentialHTTPServer,  # noqa: F811
+    aws_env: TestBed,
+    fake_clock: FakeClock,
+) -> None:
+    """AccessDenied (a trust policy edited, an SCP) is remembered by the engine for a few
+    seconds and raised to its callers; the server still serves what is valid."""
+    status, body = _get(server)
+    assert status == 200
+    aws_env.proxy.inject(Fault.error("AccessDenied", 403), action="AssumeRole", times=None)
+    fake_clock.advance(_expiry(body) - fake_clock() - 5 * 60)  # 5 minutes left: valid
+    answers = []
+    for _ in range(5):
+        status, answer = _get(server)
+        answers.append((status, answer.get("code"), answer.get("AccessKeyId")))
+        time.sleep(0.5)  # real time: the background refresh fails meanwhile
+    assert aws_env.proxy.count(action="AssumeRole") >= 2  # the refresh was tried and denied
+    assert [a[0] for a in answers] == [200] * 5, answers
+    assert {a[2] for a in answers} == {body["AccessKeyId"]}
+
+
+def test_expired_credentials_are_a_503_naming_the_failure_never_a_200(
+    server: CredentialHTTPServer,  # noqa: F811
+    aws_env: TestBed,
+    fake_clock: FakeClock,
+) -> None:
+    status, body = _get(server)
+    assert status == 200
+    aws_env.proxy.inject(Fault.throttle(), action="AssumeRole", times=None)
+    fake_clock.advance(_expiry(body) - fake_clock() + 120)  # expired two minutes ago
+    codes = []
+    for _ in range(6):  # as an SDK retries: until the refresh in flight has failed
+        status, answer = _get(server)
+        assert status == 503, (status, answer.get("Expiration"), answer.get("AccessKeyId"))
+        assert aws_env.world.target_role_arn in answer["message"]
+        codes.append(answer["code"])
+        if answer["code"] == "Throttling":
+            break
+        assert answer["code"] == "RefreshInProgress"
+        time.sleep(1.0)
+    assert codes[-1] == "Throttling", codes
+
+
+def test_botocore_sees_the_aws_error_after_expiry_not_a_runtime_error(
+    server: CredentialHTTPServer,  # noqa: F811
+    aws_env: TestBed,
+    fake_clock: FakeClock,
+) -> None:
+    """A 200 with expired credentials makes botocore raise "the refreshed credentials are
+    still expired", which names neither the role nor STS's error."""
+    status, body = _get(server)
+    assert status == 200
+    aws_env.proxy.inject(Fault.throttle(), action="AssumeRole", times=None)
+    fake_clock.advance(_expiry(body) - fake_clock() + 120)
+    environ = {
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": server.url,
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": server.token_file,  # type: ignore[attr-defined]
+    }
+    with pytest.raises(Exception) as raised:
+        credentials = botocore.credentials.ContainerProvider(environ=environ).load()
+        credentials._time_fetcher = lambda: datetime.datetime.fromtimestamp(  # type: ignore[attr-defined]
+            fake_clock(), datetime.timezone.utc
+        )
+        credentials.get_frozen_credentials()
+    assert "Throttling" in str(raised.value) or "RefreshInProgress" in str(raised.value)
+    assert aws_env.world.target_role_arn in str(raised.value)
+
+
+def test_with_nothing_cached_every_503_comes_before_botocores_container_timeout(
+    server: CredentialHTTPServer,  # noqa: F811
+    aws_env: TestBed,
+) -> None:
+    """A fleet starting while STS throttles: the server's STS client retries with backoff, so
+    one refresh can outlast the 2 s botocore's container fetcher waits. A request waits at most
+    ``max_wait`` and hears why; the refresh goes on, shared by the requests that follow."""
+    aws_env.proxy.inject(Fault.throttle(), action="AssumeRole", times=None)
+    took, codes = [], []
+    for _ in range(8):  # a client retrying, or the next process starting
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        began = time.monotonic()
+        connection.request("GET", "/", headers={"Authorization": server.token.decode()})
+        answer = connection.getresponse()
+        body = json.loads(answer.read())
+        took.append(round(time.monotonic() - began, 2))
+        connection.close()
+        assert answer.status == 503, body
+        assert aws_env.world.target_role_arn in body["message"]
+        codes.append(body["code"])
+    assert max(took) < ContainerMetadataFetcher.TIMEOUT_SECONDS, f"seconds per 503: {took}"
+    assert set(codes) <= {"Throttling", "RefreshInProgress"}
+    assert "Throttling" in codes  # once a refresh has failed, its AWS error code is named
+
+
+def test_a_503_body_names_no_key_id(
+    server: CredentialHTTPServer,  # noqa: F811
+    aws_env: TestBed,
+) -> None:
+    """STS's AccessDenied text names the caller's key (the instance profile's, for hop 1)."""
+    aws_env.proxy.inject(Fault.error("AccessDenied", 403), action="AssumeRole", times=None)
+    status, body = _get(server)
+    assert status == 503
+    assert body["code"] == "AccessDenied" and aws_env.world.target_role_arn in body["message"]
+    instance_key = aws_env.imds.credentials.access_key_id
+    assert instance_key not in json.dumps(body), body["message"]
