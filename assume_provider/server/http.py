@@ -106,10 +106,12 @@ class Request:
             return False
         if "close" in (self.headers.get("Connection") or "").lower():
             return False
-        has_body = self.headers.get("Transfer-Encoding") or (
-            self.headers.get("Content-Length", "0").strip() != "0"
-        )
-        return not has_body
+        # Any Transfer-Encoding (empty included), or a length that is not one plain 0, may
+        # hide a body; the next request must never be read out of one.
+        lengths = self.headers.get_all("Content-Length") or []
+        if self.headers.get_all("Transfer-Encoding") is not None or len(lengths) > 1:
+            return False
+        return not lengths or lengths[0].strip() == "0"
 
 
 def parse_head(head: bytes) -> Request:
@@ -191,11 +193,12 @@ def connection_limit() -> int:
 
 
 class Connection:
-    """One client connection: its task, and since when it has been waiting for a request."""
+    """One client connection: its task, and since when it has been waiting on its client (for
+    a request, or to read an answer); None while a request is being answered."""
 
     def __init__(self, task: asyncio.Task[None], now: float) -> None:
         self.task = task
-        self.waiting_since: Optional[float] = now  # None while a request is being answered
+        self.waiting_since: Optional[float] = now
 
 
 class CredentialHTTPServer:
@@ -243,7 +246,9 @@ class CredentialHTTPServer:
         # shares (the engine's refresh is single-flight; this keeps it one thread too).
         self._waits: dict[str, asyncio.Future[TemporaryCredentials]] = {}
         self._stop: Optional[asyncio.Event] = None
-        self._started = threading.Event()
+        self._started = threading.Event()  # listening
+        self._entered = threading.Event()  # serve_forever() called
+        self._stopping = threading.Event()  # shutdown() called
         self._stopped = threading.Event()
 
     @property
@@ -253,22 +258,29 @@ class CredentialHTTPServer:
     # -- lifetime ------------------------------------------------------------------------
 
     def serve_forever(self) -> None:
+        self._entered.set()
         try:
-            self._loop.run_until_complete(self._serve())
+            if not self._stopping.is_set():
+                self._loop.run_until_complete(self._serve())
         finally:
+            self._loop.close()
             self._stopped.set()
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop serving (from another thread); returns once the loop has stopped."""
-        if not self._started.is_set():
-            return
-        self._loop.call_soon_threadsafe(self._request_stop)
-        self._stopped.wait(timeout)
+        """Stop serving (from another thread, at any moment, even before ``serve_forever()``
+        has started the loop); returns once the loop has stopped."""
+        self._stopping.set()
+        try:
+            self._loop.call_soon_threadsafe(self._request_stop)
+        except RuntimeError:
+            pass  # the loop has closed already
+        if self._entered.is_set():
+            self._stopped.wait(timeout)
 
     def server_close(self) -> None:
         self._socket.close()
-        if not self._loop.is_running():
-            self._loop.close()
+        if not self._entered.is_set():
+            self._loop.close()  # otherwise serve_forever() closes it when it returns
 
     def _request_stop(self) -> None:
         if self._stop is not None:
@@ -276,10 +288,13 @@ class CredentialHTTPServer:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
+        if self._stopping.is_set():  # shutdown() came before this loop ran
+            return
         server = await asyncio.start_server(self._accepted, sock=self._socket, limit=MAX_HEAD_BYTES)
         self._started.set()
         try:
-            await self._stop.wait()
+            if not self._stopping.is_set():
+                await self._stop.wait()
         finally:
             server.close()
             tasks = list(self._connections)
@@ -302,7 +317,7 @@ class CredentialHTTPServer:
             del self._connections[task]
 
     def _make_room(self) -> bool:
-        """Close the connection that has waited longest for a request; False if none waits."""
+        """Close the connection that has waited longest on its client; False if none waits."""
         waiting = [c for c in self._connections.values() if c.waiting_since is not None]
         if not waiting:
             return False
@@ -336,10 +351,15 @@ class CredentialHTTPServer:
                 except (asyncio.IncompleteReadError, asyncio.TimeoutError):
                     return  # closed, or silent for the idle timeout
                 keep_alive = request.keep_alive
-                connection.waiting_since = None
+                connection.waiting_since = None  # being answered: never closed to make room
                 status, body, extra = await self._answer(request)
-                await self._send(writer, response(status, body, keep_alive=keep_alive, extra=extra))
+                # A client that does not read its answers can be closed to make room again.
                 connection.waiting_since = self._loop.time()
+                await self._send(writer, response(status, body, keep_alive=keep_alive, extra=extra))
+                # Let other connections in before this one's next request: since Python 3.12
+                # wait_for() does not yield when its awaitable is ready, so a client that
+                # pipelines requests would otherwise hold the loop for all of them.
+                await asyncio.sleep(0)
         except (ConnectionError, asyncio.TimeoutError):
             pass  # the client went away or stopped reading: nothing to tell anyone
         except Exception:
