@@ -17,6 +17,7 @@ client, out of phase).
 from __future__ import annotations
 
 import argparse
+import gc
 import hmac
 import json
 import os
@@ -37,6 +38,7 @@ KINDS = ("threads", "asyncio")
 def host(kind: str, token_file: str) -> None:
     """The server process: one route, warm, served by ``kind`` until stdin closes."""
     from assume_provider.cli.obtain import botocore_session, load_cli_settings
+    from assume_provider.cli.serve_cmd import SWITCH_INTERVAL_SECONDS
     from assume_provider.config.inputs import SettingInputs
     from assume_provider.server.http import CredentialHTTPServer
     from assume_provider.server.routes import Route, RouteTable
@@ -45,6 +47,11 @@ def host(kind: str, token_file: str) -> None:
     routes = RouteTable(Route("/", settings, botocore_session(None)), environ=os.environ)
     routes.lookup("/").credentials()  # warm: the load measures serving, not STS
     token = Path(token_file).read_text()
+    # What `serve` does for either server (cli/serve_cmd.py): a short GIL switch interval and
+    # the start-up objects frozen out of the garbage collector's sight.
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+    gc.collect()
+    gc.freeze()
     server: Any
     if kind == "asyncio":
         server = CredentialHTTPServer("127.0.0.1", 0, token, routes)

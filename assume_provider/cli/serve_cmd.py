@@ -9,6 +9,7 @@ credentials in the background; wait for SIGTERM or SIGINT and exit 0.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from . import common
 from .obtain import botocore_session, load_cli_settings
 
 DEFAULT_PORT = 9911
+SWITCH_INTERVAL_SECONDS = 0.0005
 #: The engine's own failure warnings repeat what the server's one line per event says.
 ENGINE_LOGGER = "assume_provider.engine.refresh"
 
@@ -78,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
     token = load_or_create_token(token_file)
 
     common.drop_warnings_of(ENGINE_LOGGER)
+    # The event loop answers requests in microseconds, but a refresh (botocore building and
+    # parsing an AssumeRole in a worker thread) holds the GIL for up to the switch interval
+    # each time the loop wants it back: 5 ms by default, which stacked to 20-60 ms answers
+    # during a refresh (benchmarks/server_load.py). 0.5 ms keeps the loop's turn short.
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     raise_open_file_limit()  # the server's connection cap follows the limit in force
     default = Route("/", settings, botocore_session(profile))
     routes = RouteTable(default, environ=os.environ, log=_say)
@@ -111,11 +118,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _warm_up(routes: Any) -> None:
-    """Fetch the default route once, so the first client does not wait (failures are logged)."""
+    """Fetch the default route once, so the first client does not wait (failures are logged);
+    then move everything loaded so far out of the garbage collector's sight."""
     try:
         routes.lookup("/").credentials()
     except Exception as exc:  # noqa: BLE001 - the refresh event has said what failed
         logging.getLogger(__name__).debug("warm-up of / failed: %s", exc)
+    # botocore's models and clients are hundreds of thousands of objects that live as long as
+    # the process: a full collection walking them held every request for 20-70 ms, a few
+    # times a minute under load (measured with benchmarks/server_load.py). Frozen, they are
+    # never walked again; what requests allocate is collected as usual.
+    gc.collect()
+    gc.freeze()
 
 
 def _forget_own_container_settings(url: str) -> None:
