@@ -5,7 +5,8 @@ Runs against the local test bed (moto + IMDS fake + proxy on 127.0.0.1). The cli
 separate processes (no shared GIL with each other or with the measuring code), each doing
 what botocore's container fetcher does: a new connection per request, GET / with the token
 in Authorization, read the JSON, close. Each client's first request is not counted: it
-pays the client process's own first-use costs, not the server's. Two phases, one after the other, same server:
+pays the client process's own first-use costs, not the server's. Two phases, one after
+the other, same server:
 
   saturating  every client back to back: the server's throughput (latency here is mostly
               queueing: 32 requests in flight on 2 cores)
