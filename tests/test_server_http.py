@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
+import threading
+import time
 from typing import Any
 
 from test_server_inprocess import _get, server  # noqa: F401  (server is a fixture)
@@ -100,3 +104,116 @@ def test_other_methods_and_http_1_0(server: CredentialHTTPServer) -> None:  # no
     )
     assert status == 200 and headers["connection"] == "close" and "Token" in body
     assert headers["cache-control"] == "no-store"
+
+
+def test_a_second_content_length_or_any_transfer_encoding_closes_the_connection(
+    server: CredentialHTTPServer,  # noqa: F811
+) -> None:
+    """What follows such a head may be a body: it must never be read as the next request."""
+    host = f"Host: 127.0.0.1:{server.port}\r\n"
+    smuggled = f"GET /smuggled HTTP/1.1\r\n{host}\r\n"
+    heads = [
+        f"Content-Length: 0\r\nContent-Length: {len(smuggled)}\r\n",
+        "Transfer-Encoding:\r\n",
+        "Transfer-Encoding: chunked\r\n",
+    ]
+    for extra in heads:
+        raw = f"GET /healthz HTTP/1.1\r\n{host}{extra}\r\n{smuggled}"
+        answers = _answers(_exchange(server, raw.encode()))
+        assert [status for status, _, _ in answers] == [200], extra
+        assert answers[0][1]["connection"] == "close"
+
+
+_PIPELINER = """
+import socket, sys, threading, time
+port, seconds = int(sys.argv[1]), float(sys.argv[2])
+burst = b"GET / HTTP/1.1\\r\\n\\r\\n" * 4000  # no Host, no token: 403s
+end = time.time() + seconds
+s = socket.create_connection(("127.0.0.1", port))
+def drain():
+    try:
+        while s.recv(1 << 20):
+            pass
+    except OSError:
+        pass
+threading.Thread(target=drain, daemon=True).start()
+while time.time() < end:
+    s.sendall(burst)
+s.close()
+"""
+
+
+def _healthz_status(server: CredentialHTTPServer) -> bytes:  # noqa: F811
+    """The status line of a /healthz, within botocore's 2 s container timeout (or b"")."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=2) as client:
+        client.sendall(
+            f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        try:
+            return client.recv(100).split(b"\r\n")[0]
+        except OSError:
+            return b""
+
+
+def test_a_pipelining_client_without_the_token_does_not_hold_up_the_others(
+    server: CredentialHTTPServer,  # noqa: F811
+) -> None:
+    """Reading a request already buffered does not yield to the loop (on Python 3.12+
+    wait_for() does not either): without a turn per request, one connection pipelining
+    thousands held every other client for seconds."""
+    attacker = subprocess.Popen([sys.executable, "-c", _PIPELINER, str(server.port), "4"])
+    try:
+        time.sleep(0.3)
+        statuses = [_healthz_status(server) for _ in range(40)]
+    finally:
+        attacker.wait(timeout=30)
+    assert statuses == [b"HTTP/1.1 200 OK"] * 40
+
+
+def test_connections_that_never_read_their_answers_can_be_closed_to_make_room(
+    server: CredentialHTTPServer,  # noqa: F811
+) -> None:
+    server.max_connections = 4
+    holders = []
+    try:
+        burst = b"GET / HTTP/1.1\r\n\r\n" * 8000  # 403s (no Host), never read
+        for _ in range(4):
+            holder = socket.socket()
+            holder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # a tiny window
+            holder.connect(("127.0.0.1", server.port))
+            holder.setblocking(False)
+            sent, deadline = 0, time.monotonic() + 5
+            while sent < len(burst) and time.monotonic() < deadline:
+                try:
+                    sent += holder.send(burst[sent:])
+                except BlockingIOError:
+                    time.sleep(0.01)
+            holders.append(holder)
+        time.sleep(1.0)  # every holder is stuck writing answers nobody reads
+        assert _healthz_status(server) == b"HTTP/1.1 200 OK"
+    finally:
+        for holder in holders:
+            holder.close()
+
+
+def test_shutdown_at_any_moment_after_start_stops_the_loop_cleanly(
+    server: CredentialHTTPServer,  # noqa: F811
+) -> None:
+    """serve calls shutdown() on SIGTERM, which may come before the loop has even started."""
+    failures: list[str] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: failures.append(f"{args.exc_type.__name__}")
+    try:
+        still_running = 0
+        for _ in range(50):
+            other = CredentialHTTPServer("127.0.0.1", 0, "t" * 43, server.routes)
+            thread = threading.Thread(target=other.serve_forever, daemon=True)
+            thread.start()
+            other.shutdown()
+            other.server_close()
+            thread.join(2.0)
+            still_running += thread.is_alive()
+    finally:
+        threading.excepthook = previous
+    assert failures == [] and still_running == 0
