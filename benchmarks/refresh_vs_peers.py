@@ -62,10 +62,8 @@ import threading
 import time
 import timeit
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
-from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "refresh-benchmark.md"
@@ -405,24 +403,7 @@ class Bench:
 
     def crafted_answer(self, expiration: float) -> tuple[str, bytes]:
         """Real moto credentials (fetched straight from moto, uncounted), near expiry."""
-        world = self.bed.world
-        credentials = self.bed.assume(world.target_role_arn, session_name="bench-crafted")
-        stamp = datetime.fromtimestamp(expiration, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        arn = world.assumed_role_arn(world.target_role_arn, "bench-crafted")
-        body = (
-            '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-            "<AssumeRoleResult><Credentials>"
-            f"<AccessKeyId>{escape(credentials['AccessKeyId'])}</AccessKeyId>"
-            f"<SecretAccessKey>{escape(credentials['SecretAccessKey'])}</SecretAccessKey>"
-            f"<SessionToken>{escape(credentials['SessionToken'])}</SessionToken>"
-            f"<Expiration>{stamp}</Expiration>"
-            "</Credentials><AssumedRoleUser>"
-            f"<AssumedRoleId>AROABENCH:bench-crafted</AssumedRoleId><Arn>{escape(arn)}</Arn>"
-            "</AssumedRoleUser></AssumeRoleResult>"
-            "<ResponseMetadata><RequestId>bench</RequestId></ResponseMetadata>"
-            "</AssumeRoleResponse>"
-        )
-        return credentials["AccessKeyId"], body.encode()
+        return self.bed.assume_role_answer(expiration, "bench-crafted")
 
     def storm(self, contenders: Sequence[str], sts_failing: bool) -> dict[str, dict[str, Any]]:
         """One storm per contender, run together; tried again if the machine was too slow."""

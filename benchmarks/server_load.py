@@ -35,10 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -83,27 +81,6 @@ while True:
     warm = True  # the first request of a fresh process pays its own first-use costs
 json.dump(samples, sys.stdout)
 """
-
-
-def crafted_answer(bed: TestBed, expiration: float) -> bytes:
-    """Real moto credentials (fetched straight from moto, uncounted), expiring early."""
-    world = bed.world
-    credentials = bed.assume(world.target_role_arn, session_name="bench-load")
-    stamp = datetime.fromtimestamp(expiration, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    arn = world.assumed_role_arn(world.target_role_arn, "bench-load")
-    return (
-        '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-        "<AssumeRoleResult><Credentials>"
-        f"<AccessKeyId>{escape(credentials['AccessKeyId'])}</AccessKeyId>"
-        f"<SecretAccessKey>{escape(credentials['SecretAccessKey'])}</SecretAccessKey>"
-        f"<SessionToken>{escape(credentials['SessionToken'])}</SessionToken>"
-        f"<Expiration>{stamp}</Expiration>"
-        "</Credentials><AssumedRoleUser>"
-        f"<AssumedRoleId>AROABENCH:bench-load</AssumedRoleId><Arn>{escape(arn)}</Arn>"
-        "</AssumedRoleUser></AssumeRoleResult>"
-        "<ResponseMetadata><RequestId>bench</RequestId></ResponseMetadata>"
-        "</AssumeRoleResponse>"
-    ).encode()
 
 
 def run_phase(
@@ -165,7 +142,7 @@ def main() -> None:
         env["ASSUME_PROVIDER_REFRESH_WINDOW_SECONDS"] = "3600"
         bed.reset()
         fetched = time.monotonic()
-        answer = crafted_answer(bed, time.time() + options.lifetime)
+        _, answer = bed.assume_role_answer(time.time() + options.lifetime, "bench-load")
         bed.proxy.inject(Fault.raw_body(answer), action="AssumeRole", times=1)
         bed.proxy.inject(Fault.delay(options.sts_delay), action="AssumeRole", times=None)
         token_file = Path(home) / "token"

@@ -17,6 +17,7 @@ import struct
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from cli_support import TOOL
 from testbed import TestBed
@@ -29,7 +30,10 @@ def _low_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (LIMIT, LIMIT))
 
 
-def _flooded(aws_env: TestBed, env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
+def _serve(
+    aws_env: TestBed, env: dict[str, str], tmp_path: Path, **popen: Any
+) -> tuple[subprocess.Popen[bytes], int, Path, Path]:
+    """``serve`` with its stderr in a file: (process, port, token file, stderr file)."""
     errors = tmp_path / "stderr"
     token_file = tmp_path / "t" / "token"
     command = [*TOOL, "serve", "--port", "0", "--token-file", str(token_file)]
@@ -38,7 +42,7 @@ def _flooded(aws_env: TestBed, env: dict[str, str], tmp_path: Path):  # type: ig
         env=env,
         stdout=subprocess.PIPE,
         stderr=errors.open("w"),
-        preexec_fn=_low_fd_limit,
+        **popen,
     )
     assert process.stdout is not None
     data = b""
@@ -49,7 +53,11 @@ def _flooded(aws_env: TestBed, env: dict[str, str], tmp_path: Path):  # type: ig
     url = dict(line.split("=", 1) for line in data.decode().splitlines())[
         "AWS_CONTAINER_CREDENTIALS_FULL_URI"
     ]
-    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    return process, int(url.rstrip("/").rsplit(":", 1)[1]), token_file, errors
+
+
+def _flooded(aws_env: TestBed, env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
+    process, port, token_file, errors = _serve(aws_env, env, tmp_path, preexec_fn=_low_fd_limit)
     time.sleep(1.0)  # warm: the first credentials are cached
     flood = [socket.create_connection(("127.0.0.1", port)) for _ in range(LIMIT + 20)]
     time.sleep(2.0)
@@ -84,23 +92,8 @@ def test_connections_reset_before_their_answer_write_nothing_to_stderr(
     aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
     """A client that gives up (its timeout, a kill) resets the connection, token or not."""
-    errors = tmp_path / "stderr"
-    token_file = tmp_path / "t" / "token"
     aws_env.proxy.inject(Fault.delay(0.5), action="AssumeRole", times=None)  # answers take time
-    role = ["--role-arn", aws_env.world.target_role_arn]
-    process = subprocess.Popen(
-        [*TOOL, "serve", "--port", "0", "--token-file", str(token_file), *role],
-        env=subprocess_env,
-        stdout=subprocess.PIPE,
-        stderr=errors.open("w"),
-    )
-    assert process.stdout is not None
-    data = b""
-    while data.count(b"\n") < 2:
-        ready, _, _ = select.select([process.stdout], [], [], 60)
-        assert ready
-        data += os.read(process.stdout.fileno(), 4096)
-    port = int(data.decode().splitlines()[0].rstrip("/").rsplit(":", 1)[1])
+    process, port, token_file, errors = _serve(aws_env, subprocess_env, tmp_path)
     for path in ("/", "/healthz", "/profile/none"):
         client = socket.create_connection(("127.0.0.1", port), timeout=5)
         client.sendall(

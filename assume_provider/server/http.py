@@ -161,7 +161,9 @@ def parse_head(head: bytes) -> Request:
             raise BadRequest(HTTPStatus.BAD_REQUEST, "malformed header line")
         if any(bad in value for bad in _FORBIDDEN_IN_VALUES):
             raise BadRequest(HTTPStatus.BAD_REQUEST, "a header value with CR, LF or NUL in it")
-        headers.add(name.decode("ascii"), value.decode("latin-1").strip(" \t"))
+        # Leading whitespace goes (RFC 9110's optional whitespace after the colon); trailing
+        # whitespace stays: "TOKEN<tab>" is not the token, whatever a lenient reader makes of it.
+        headers.add(name.decode("ascii"), value.decode("latin-1").lstrip(" \t"))
     return Request(method, target, version, headers)
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
+from xml.sax.saxutils import escape
 
 from testbed import world as scenario
 from testbed.imds import FakeIMDS
@@ -161,6 +163,30 @@ class TestBed:
         """STS ``Credentials`` for ``role_arn``, fetched by the admin straight from moto
         (not through the proxy, so it never shows up in proxy records)."""
         return scenario.assume(self.moto_url, self.admin, role_arn, session_name)
+
+    def assume_role_answer(self, expiration: float, session_name: str) -> tuple[str, bytes]:
+        """(access key ID, AssumeRole response body) for the target role: real moto
+        credentials (fetched straight from moto, uncounted) with a crafted Expiration, for
+        ``Fault.raw_body`` when a test or benchmark needs credentials that expire soon."""
+        world = self.world
+        credentials = self.assume(world.target_role_arn, session_name=session_name)
+        stamp = datetime.fromtimestamp(expiration, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        arn = world.assumed_role_arn(world.target_role_arn, session_name)
+        body = (
+            '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            "<AssumeRoleResult><Credentials>"
+            f"<AccessKeyId>{escape(credentials['AccessKeyId'])}</AccessKeyId>"
+            f"<SecretAccessKey>{escape(credentials['SecretAccessKey'])}</SecretAccessKey>"
+            f"<SessionToken>{escape(credentials['SessionToken'])}</SessionToken>"
+            f"<Expiration>{stamp}</Expiration>"
+            "</Credentials><AssumedRoleUser>"
+            f"<AssumedRoleId>AROATESTBED:{escape(session_name)}</AssumedRoleId>"
+            f"<Arn>{escape(arn)}</Arn>"
+            "</AssumedRoleUser></AssumeRoleResult>"
+            "<ResponseMetadata><RequestId>testbed</RequestId></ResponseMetadata>"
+            "</AssumeRoleResponse>"
+        )
+        return credentials["AccessKeyId"], body.encode()
 
     def client(self, service: str, role_arn: str | None = None, *, via_proxy: bool = False) -> Any:
         """A boto3 client as ``role_arn`` (default: the admin), straight to moto unless
