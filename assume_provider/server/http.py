@@ -2,8 +2,8 @@
 
 Why asyncio and not ``http.server.ThreadingHTTPServer``, measured side by side under the
 same 32-client load (``benchmarks/server_http_choice.py``, docs/server.md): the threading
-server starts a thread per connection and hands the GIL between them, which cost it half
-the throughput and twice the p99 latency, over the 5 ms target. Here one thread answers
+server starts a thread per connection and hands the GIL between them, which cost it about
+half the throughput and a higher p99 latency. Here one thread answers
 every request that can be answered from the cache (a clock compare, a JSON dump), and only
 what must wait runs in a worker thread: a request with nothing to serve waiting for the
 route's refresh, and the first request of a new ``/profile/NAME`` route (it reads the config
