@@ -7,6 +7,7 @@ import os
 import select
 import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,11 +51,16 @@ class RunningServer:
         if host is not None:
             request.add_header("Host", host)
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(request, timeout=30) as response:
-                return response.status, dict(response.headers), json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), json.loads(exc.read())
+        for _ in range(60):  # as an SDK does: ask again while the first refresh is under way
+            try:
+                with opener.open(request, timeout=30) as response:
+                    return response.status, dict(response.headers), json.loads(response.read())
+            except urllib.error.HTTPError as exc:
+                answer = exc.code, dict(exc.headers), json.loads(exc.read())
+            if answer[2].get("code") != "RefreshInProgress":
+                return answer
+            time.sleep(0.5)
+        return answer
 
     def stop(self) -> tuple[int, str]:
         """SIGTERM; the exit status and everything it wrote on stderr."""

@@ -18,7 +18,7 @@ from test_server_inprocess import _expiry, _get, server  # noqa: F401  (server i
 from testbed import TestBed
 from testbed.proxy import Fault
 
-from assume_provider.server.http import CredentialHTTPServer
+from assume_provider.server.http import MAX_WAIT_SECONDS, CredentialHTTPServer
 
 
 def test_valid_cached_credentials_are_served_while_sts_denies(
@@ -49,6 +49,7 @@ def test_expired_credentials_are_a_503_naming_the_failure_never_a_200(
 ) -> None:
     status, body = _get(server)
     assert status == 200
+    server.max_wait = MAX_WAIT_SECONDS  # what serve runs with
     aws_env.proxy.inject(Fault.throttle(), action="AssumeRole", times=None)
     fake_clock.advance(_expiry(body) - fake_clock() + 120)  # expired two minutes ago
     codes = []
@@ -73,6 +74,7 @@ def test_botocore_sees_the_aws_error_after_expiry_not_a_runtime_error(
     still expired", which names neither the role nor STS's error."""
     status, body = _get(server)
     assert status == 200
+    server.max_wait = MAX_WAIT_SECONDS  # what serve runs with: below botocore's 2 s timeout
     aws_env.proxy.inject(Fault.throttle(), action="AssumeRole", times=None)
     fake_clock.advance(_expiry(body) - fake_clock() + 120)
     environ = {
@@ -96,6 +98,7 @@ def test_with_nothing_cached_every_503_comes_before_botocores_container_timeout(
     """A fleet starting while STS throttles: the server's STS client retries with backoff, so
     one refresh can outlast the 2 s botocore's container fetcher waits. A request waits at most
     ``max_wait`` and hears why; the refresh goes on, shared by the requests that follow."""
+    server.max_wait = MAX_WAIT_SECONDS  # what serve runs with
     aws_env.proxy.inject(Fault.throttle(), action="AssumeRole", times=None)
     took, codes = [], []
     for _ in range(8):  # a client retrying, or the next process starting
