@@ -78,9 +78,8 @@ def test_requests_in_flight_when_their_key_was_replaced_are_retried_without_anot
     for thread in threads[1:]:
         thread.join(60)
 
-    assert all(isinstance(result, dict) and "Item" in result for result in results.values()), (
-        results
-    )
+    failed = {k: v for k, v in results.items() if not (isinstance(v, dict) and "Item" in v)}
+    assert not failed, failed  # the threads that got no item, with what they got instead
     assert len(results) == 3
     assert aws_env.proxy.count(action="AssumeRole") == 2  # the first fetch and one refresh
     attempts = aws_env.proxy.calls(action="GetItem")[1:]
