@@ -16,6 +16,7 @@ if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
 from fake_time import fake_clock  # noqa: E402, F401  (fixture for tests that move time)
+from inprocess_server import server  # noqa: E402, F401  (fixture: serve in this process)
 from log_capture import debug_logs  # noqa: E402, F401  (fixture: DEBUG records captured)
 from provider_state import fresh_provider_state  # noqa: E402, F401  (fixture)
 from testbed import TestBed  # noqa: E402

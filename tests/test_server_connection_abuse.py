@@ -8,6 +8,7 @@ request."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import resource
 import select
@@ -56,10 +57,26 @@ def _serve(
     return process, int(url.rstrip("/").rsplit(":", 1)[1]), token_file, errors
 
 
+def _wait_until_warm(port: int) -> None:
+    """Until /healthz (no token, no credential request) says the default route is served."""
+    for _ in range(600):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("GET", "/healthz")
+        routes = json.loads(connection.getresponse().read())["routes"]
+        connection.close()
+        if routes.get("/", {}).get("expires_in"):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the server never fetched credentials")
+
+
 def _flooded(aws_env: TestBed, env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
     process, port, token_file, errors = _serve(aws_env, env, tmp_path, preexec_fn=_low_fd_limit)
-    time.sleep(1.0)  # warm: the first credentials are cached
+    _wait_until_warm(port)
     flood = [socket.create_connection(("127.0.0.1", port)) for _ in range(LIMIT + 20)]
+    # No signal tells when the server has accepted them all; 2 s leaves it time to reach its
+    # cap (and to exhaust its descriptors, before the cap existed). A shorter wait only makes
+    # the test weaker, never flaky.
     time.sleep(2.0)
     try:
         client = http.client.HTTPConnection("127.0.0.1", port, timeout=2)

@@ -12,13 +12,13 @@ import threading
 import time
 from typing import Any
 
-from test_server_inprocess import _get, server  # noqa: F401  (server is a fixture)
+from inprocess_server import get_json as _get
 from testbed import TestBed
 
 from assume_provider.server.http import MAX_HEAD_BYTES, CredentialHTTPServer
 
 
-def _exchange(server: CredentialHTTPServer, raw: bytes) -> bytes:  # noqa: F811
+def _exchange(server: CredentialHTTPServer, raw: bytes) -> bytes:
     """Send ``raw``, read until the server closes the connection (or 10 s pass)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
         connection.sendall(raw)
@@ -41,7 +41,7 @@ def _answers(received: bytes) -> list[tuple[int, dict[str, str], Any]]:
     return answers
 
 
-def _request(server: CredentialHTTPServer, extra: str = "", line: str = "GET / HTTP/1.1") -> str:  # noqa: F811
+def _request(server: CredentialHTTPServer, extra: str = "", line: str = "GET / HTTP/1.1") -> str:
     return (
         f"{line}\r\nHost: 127.0.0.1:{server.port}\r\n"
         f"Authorization: {server.token.decode()}\r\n{extra}\r\n"
@@ -49,7 +49,7 @@ def _request(server: CredentialHTTPServer, extra: str = "", line: str = "GET / H
 
 
 def test_malformed_requests_get_a_json_error_and_the_connection_is_closed(
-    server: CredentialHTTPServer,  # noqa: F811
+    server: CredentialHTTPServer,
     aws_env: TestBed,
 ) -> None:
     cases = {
@@ -70,7 +70,7 @@ def test_malformed_requests_get_a_json_error_and_the_connection_is_closed(
 
 
 def test_pipelined_requests_are_answered_in_order_on_one_connection(
-    server: CredentialHTTPServer,  # noqa: F811
+    server: CredentialHTTPServer,
 ) -> None:
     raw = (
         _request(server)
@@ -85,7 +85,7 @@ def test_pipelined_requests_are_answered_in_order_on_one_connection(
 
 
 def test_a_request_with_a_body_is_answered_and_its_body_never_read_as_a_request(
-    server: CredentialHTTPServer,  # noqa: F811
+    server: CredentialHTTPServer,
 ) -> None:
     smuggled = _request(server, line="GET /profile/other HTTP/1.1")
     raw = _request(server, extra=f"Content-Length: {len(smuggled)}\r\n") + smuggled
@@ -93,7 +93,7 @@ def test_a_request_with_a_body_is_answered_and_its_body_never_read_as_a_request(
     assert status == 200 and headers["connection"] == "close"
 
 
-def test_other_methods_and_http_1_0(server: CredentialHTTPServer) -> None:  # noqa: F811
+def test_other_methods_and_http_1_0(server: CredentialHTTPServer) -> None:
     for method in ("POST", "PUT", "DELETE", "HEAD"):
         raw = _request(server, line=f"{method} / HTTP/1.1", extra="Connection: close\r\n")
         ((status, headers, body),) = _answers(_exchange(server, raw.encode()))
@@ -107,7 +107,7 @@ def test_other_methods_and_http_1_0(server: CredentialHTTPServer) -> None:  # no
 
 
 def test_a_second_content_length_or_any_transfer_encoding_closes_the_connection(
-    server: CredentialHTTPServer,  # noqa: F811
+    server: CredentialHTTPServer,
 ) -> None:
     """What follows such a head may be a body: it must never be read as the next request."""
     host = f"Host: 127.0.0.1:{server.port}\r\n"
@@ -143,7 +143,7 @@ s.close()
 """
 
 
-def _healthz_status(server: CredentialHTTPServer) -> bytes:  # noqa: F811
+def _healthz_status(server: CredentialHTTPServer) -> bytes:
     """The status line of a /healthz, within botocore's 2 s container timeout (or b"")."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=2) as client:
         client.sendall(
@@ -157,7 +157,7 @@ def _healthz_status(server: CredentialHTTPServer) -> bytes:  # noqa: F811
 
 
 def test_a_pipelining_client_without_the_token_does_not_hold_up_the_others(
-    server: CredentialHTTPServer,  # noqa: F811
+    server: CredentialHTTPServer,
 ) -> None:
     """Reading a request already buffered does not yield to the loop (on Python 3.12+
     wait_for() does not either): without a turn per request, one connection pipelining
@@ -172,7 +172,7 @@ def test_a_pipelining_client_without_the_token_does_not_hold_up_the_others(
 
 
 def test_connections_that_never_read_their_answers_can_be_closed_to_make_room(
-    server: CredentialHTTPServer,  # noqa: F811
+    server: CredentialHTTPServer,
 ) -> None:
     server.max_connections = 4
     holders = []
@@ -198,7 +198,7 @@ def test_connections_that_never_read_their_answers_can_be_closed_to_make_room(
 
 
 def test_shutdown_at_any_moment_after_start_stops_the_loop_cleanly(
-    server: CredentialHTTPServer,  # noqa: F811
+    server: CredentialHTTPServer,
 ) -> None:
     """serve calls shutdown() on SIGTERM, which may come before the loop has even started."""
     failures: list[str] = []

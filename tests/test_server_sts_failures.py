@@ -13,7 +13,8 @@ import time
 import botocore.credentials
 import pytest
 from fake_time import FakeClock
-from test_server_inprocess import _expiry, _get, server  # noqa: F401  (server is a fixture)
+from inprocess_server import expiry_of as _expiry
+from inprocess_server import get_json as _get
 from testbed import TestBed
 from testbed.proxy import Fault
 
@@ -21,7 +22,7 @@ from assume_provider.server.http import MAX_WAIT_SECONDS, CredentialHTTPServer
 
 
 def test_valid_cached_credentials_are_served_while_sts_denies(
-    server: CredentialHTTPServer,  # noqa: F811
+    server: CredentialHTTPServer,
     aws_env: TestBed,
     fake_clock: FakeClock,
 ) -> None:
@@ -42,7 +43,7 @@ def test_valid_cached_credentials_are_served_while_sts_denies(
 
 
 def test_expired_credentials_are_a_503_naming_the_failure_never_a_200(
-    server: CredentialHTTPServer,  # noqa: F811
+    server: CredentialHTTPServer,
     aws_env: TestBed,
     fake_clock: FakeClock,
 ) -> None:
@@ -65,7 +66,7 @@ def test_expired_credentials_are_a_503_naming_the_failure_never_a_200(
 
 
 def test_botocore_sees_the_aws_error_after_expiry_not_a_runtime_error(
-    server: CredentialHTTPServer,  # noqa: F811
+    server: CredentialHTTPServer,
     aws_env: TestBed,
     fake_clock: FakeClock,
 ) -> None:
@@ -91,7 +92,7 @@ def test_botocore_sees_the_aws_error_after_expiry_not_a_runtime_error(
 
 
 def test_with_nothing_cached_a_request_hears_why_while_the_refresh_goes_on(
-    server: CredentialHTTPServer,  # noqa: F811
+    server: CredentialHTTPServer,
     aws_env: TestBed,
 ) -> None:
     """A fleet starting while STS is slow or throttling (the server's STS client retries with
@@ -117,7 +118,7 @@ def test_with_nothing_cached_a_request_hears_why_while_the_refresh_goes_on(
 
 
 def test_a_503_body_names_no_key_id(
-    server: CredentialHTTPServer,  # noqa: F811
+    server: CredentialHTTPServer,
     aws_env: TestBed,
 ) -> None:
     """STS's AccessDenied text names the caller's key (the instance profile's, for hop 1)."""
