@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 from ..engine.model import TemporaryCredentials, utc_text
 from ..errors import AssumeRoleError, ConfigError
 from ..redaction import redact_text
-from .routes import Route, RouteTable, UnknownRoute
+from .routes import RefreshInProgress, Route, RouteTable, UnknownRoute
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,8 +52,8 @@ MAX_HEAD_BYTES = 16 * 1024  # an SDK's request head is a few hundred bytes
 # hears why (STS slow or throttling) instead of timing out, and retries into the same refresh.
 MAX_WAIT_SECONDS = 1.5
 # Open connections at most (also kept below the open-file limit): any local process can open
-# connections without the token, so at the cap the one waiting longest for a request is
-# closed to make room. A client that sends its request at once is never the one closed.
+# connections without the token, so at the cap the one waiting longest on its client (for a
+# request, or to read an answer) is closed to make room; one being answered never is.
 MAX_CONNECTIONS = 1024
 FILES_KEPT_FREE = 64  # for STS and IMDS connections, the token and config files, logging
 SERVER_NAME = "assume-provider"
@@ -293,7 +293,6 @@ class CredentialHTTPServer:
         # shares (the engine's refresh is single-flight; this keeps it one thread too).
         self._waits: dict[str, asyncio.Future[TemporaryCredentials]] = {}
         self._stop: Optional[asyncio.Event] = None
-        self._started = threading.Event()  # listening
         self._entered = threading.Event()  # serve_forever() called
         self._stopping = threading.Event()  # shutdown() called
         self._stopped = threading.Event()
@@ -338,7 +337,6 @@ class CredentialHTTPServer:
         if self._stopping.is_set():  # shutdown() came before this loop ran
             return
         server = await asyncio.start_server(self._accepted, sock=self._socket, limit=MAX_HEAD_BYTES)
-        self._started.set()
         try:
             if not self._stopping.is_set():
                 await self._stop.wait()
@@ -495,20 +493,6 @@ def _once_a_minute(line: str) -> None:
     if now - _last_said.get(line, -60.0) >= 60.0:
         _last_said[line] = now
         logger.warning("%s", line)
-
-
-class RefreshInProgress(RuntimeError):
-    """A request with nothing to serve waited ``max_wait`` and the refresh is still going."""
-
-    def __init__(self, route: Route, waited: float) -> None:
-        failure = route.last_failure
-        self.error_code = failure.error_code if failure is not None else "RefreshInProgress"
-        last = f"; the last attempt failed: {failure.error_message}" if failure else ""
-        super().__init__(
-            f"no credentials for route {route.path} yet: the refresh of "
-            f"{', '.join(route.settings.role_arns)} has run {waited:g} s (STS slow or "
-            f"throttling){last}; retry"
-        )
 
 
 def in_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:

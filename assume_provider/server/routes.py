@@ -152,6 +152,20 @@ class NothingValidToServe(RuntimeError):
         )
 
 
+class RefreshInProgress(RuntimeError):
+    """A request with nothing to serve waited ``max_wait`` and the refresh is still going."""
+
+    def __init__(self, route: Route, waited: float) -> None:
+        failure = route.last_failure
+        self.error_code = failure.error_code if failure is not None else "RefreshInProgress"
+        last = f"; the last attempt failed: {failure.error_message}" if failure else ""
+        super().__init__(
+            f"no credentials for route {route.path} yet: the refresh of "
+            f"{', '.join(route.settings.role_arns)} has run {waited:g} s (STS slow or "
+            f"throttling){last}; retry"
+        )
+
+
 class UnknownRoute(LookupError):
     """No such route (an unknown profile, or one that configures no role)."""
 
