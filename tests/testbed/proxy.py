@@ -119,11 +119,13 @@ class Injection:
         times: int | None,
         chance: Callable[[], bool] | None = None,
         region: str | None = None,
+        access_key_id: str | None = None,
     ) -> None:
         self.fault = fault
         self.action = action
         self.service = service
         self.region = region  # the SigV4 signing region; None: any
+        self.access_key_id = access_key_id  # the key that signed the request; None: any
         self._remaining = times
         self._chance = chance  # None: every matching request; else asked per request
         self.applied = 0
@@ -136,11 +138,14 @@ class Injection:
     def exhausted(self) -> bool:
         return self._remaining is not None and self._remaining <= 0
 
-    def _matches(self, service: str | None, action: str | None, region: str | None) -> bool:
+    def _matches(
+        self, service: str | None, action: str | None, region: str | None, key: str | None
+    ) -> bool:
         return (
             (self.action is None or self.action == action)
             and (self.service is None or self.service == service)
             and (self.region is None or self.region == region)
+            and (self.access_key_id is None or self.access_key_id == key)
             and (self._chance is None or self._chance())
         )
 
@@ -207,15 +212,16 @@ class ReverseProxy:
         times: int | None = 1,
         chance: Callable[[], bool] | None = None,
         region: str | None = None,
+        access_key_id: str | None = None,
     ) -> Injection:
         """Apply ``fault`` to the next ``times`` requests matching action and service (and,
-        when given, signed for ``region``).
+        when given, signed for ``region``, or with ``access_key_id``).
 
         ``chance``, when given, is asked for each matching request and the fault applies only
         when it returns True (e.g. a seeded ``lambda: rng.random() < 0.05``).
         Earlier injections win when several match the same request.
         """
-        injection = Injection(fault, action, service, times, chance, region)
+        injection = Injection(fault, action, service, times, chance, region, access_key_id)
         with self._lock:
             self._injections.append(injection)
         return injection
@@ -239,8 +245,8 @@ class ReverseProxy:
         with self._lock:
             fault = None
             for injection in self._injections:
-                region = record.get("region")
-                if not injection.exhausted and injection._matches(service, action, region):
+                region, key = record.get("region"), record.get("access_key_id")
+                if not injection.exhausted and injection._matches(service, action, region, key):
                     injection._consume()
                     fault = injection.fault
                     break
