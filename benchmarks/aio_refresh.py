@@ -61,7 +61,7 @@ async def main(bed: TestBed) -> None:
     import aiobotocore.session
 
     import assume_provider
-    import assume_provider.botocore.provider as provider
+    import assume_provider.credentials.fetcher as fetcher
 
     world = bed.world
     native_session = aiobotocore.session.AioSession(profile="native")
@@ -100,7 +100,7 @@ async def main(bed: TestBed) -> None:
     attempts = bed.proxy.count(action="AssumeRole") - before
     print(f"  aiobotocore      STS attempts {attempts:4d}   failed tasks {failed:2d}/{TASKS}")
     expiry = ours.engine.current.expiration
-    provider.clock = lambda: expiry - 30
+    fetcher.clock = lambda: expiry - 30
     before = bed.proxy.count(action="AssumeRole")
     failed = await storm(ours)
     attempts = bed.proxy.count(action="AssumeRole") - before

@@ -33,9 +33,9 @@ def fake_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
     """
     import moto.sts.models
 
-    from assume_provider.botocore import provider as provider_module
+    from assume_provider.credentials import fetcher as fetcher_module
 
     clock = FakeClock(datetime.datetime.now(datetime.timezone.utc).timestamp())
-    monkeypatch.setattr(provider_module, "clock", clock)
+    monkeypatch.setattr(fetcher_module, "clock", clock)
     monkeypatch.setattr(moto.sts.models, "utcnow", clock.utc)
     yield clock

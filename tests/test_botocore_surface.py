@@ -202,11 +202,11 @@ def test_no_module_but_private_py_reads_a_private_botocore_or_boto3_attribute() 
 
 
 
-# -- the IMDS fetcher of create_credential_resolver, rebuilt by credentials/sources.py --------
+# -- the IMDS fetcher of create_credential_resolver, rebuilt by credentials/imds.py --------
 
 
 def test_the_imds_fetcher_is_configured_as_botocores_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    from assume_provider.credentials.sources import imds_fetcher
+    from assume_provider.credentials.imds import imds_fetcher
 
     monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1/")
     monkeypatch.setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "2")

@@ -19,7 +19,7 @@ from testbed.imds import CREDENTIALS_LIST_PATH, ImdsFault
 
 import assume_provider
 from assume_provider import ConfigError
-from assume_provider.credentials.sources import IMDS_MIN_ATTEMPTS
+from assume_provider.credentials.imds import IMDS_MIN_ATTEMPTS
 
 ERROR = "assume-provider: error: "
 WARNING = "assume-provider: warning: "

@@ -13,7 +13,7 @@ from testbed import Fault, ImdsFault, TestBed
 
 import assume_provider
 from assume_provider.cli.cache.store import Entry
-from assume_provider.credentials.sources import IMDS_MIN_ATTEMPTS
+from assume_provider.credentials.imds import IMDS_MIN_ATTEMPTS
 
 PLANTED_KEY_ID = "ASIAPLANTED000000001"
 FIELDS = {

@@ -23,15 +23,15 @@ from typing import Any, Optional
 
 import aiobotocore.credentials
 
-from ..botocore import provider as _provider
 from ..botocore.credentials import EngineCredentials, EngineView
-from ..botocore.provider import engine_now
+from ..credentials import fetcher as _fetcher
+from ..credentials.fetcher import engine_now
 from ..engine.forksafe import ForkSafeLock, renew_in_child
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
 
 
 def engine_clock() -> float:
-    return _provider.clock()  # looked up at each call: tests replace the engine's clock
+    return _fetcher.clock()  # looked up at each call: tests replace the engine's clock
 
 
 _views_lock = ForkSafeLock()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import aiobotocore.credentials
+import botocore.config
 
 # -- aiobotocore.session.AioSession._async_primitives -----------------------------------------
 # AioSession's own resolver factory (``_create_credential_resolver``) passes the session's
@@ -27,6 +28,20 @@ def create_credential_resolver(session: Any, region_name: Optional[str] = None) 
     return aiobotocore.credentials.create_credential_resolver(
         session, region_name=region_name, **async_primitives_kwargs(session)
     )
+
+
+# -- botocore.config.Config._user_provided_options, of an AioConfig --------------------------
+# AioConfig records its aiohttp-only options (connector_args, http_session_cls, ...) among
+# botocore's user-provided options, so botocore's Config.merge, which rebuilds a Config from
+# them, rejects an AioConfig. The sync twin's STS clients need the options the application set
+# that botocore knows (proxies, proxies_config, timeouts, retries, client_cert...): read there.
+
+
+def botocore_client_config(config: botocore.config.Config) -> botocore.config.Config:
+    """A botocore ``Config`` with the options botocore knows that ``config`` was given."""
+    given = config._user_provided_options
+    known = botocore.config.Config.OPTION_DEFAULTS
+    return botocore.config.Config(**{name: given[name] for name in given if name in known})
 
 
 # -- aiobotocore.credentials.AioRefreshableCredentials internals ------------------------------

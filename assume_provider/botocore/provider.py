@@ -8,12 +8,8 @@ request fetches through the refresh engine.
 
 from __future__ import annotations
 
-import datetime
-import logging
 import os
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import botocore.credentials
@@ -23,22 +19,19 @@ import botocore.session
 from ..config.inputs import SettingInputs
 from ..config.profiles import ConfigFiles, ProfileChoice, choose_profile, expand_path
 from ..config.settings import Settings, resolve_settings
-from ..credentials.chain import (
-    EXPIRED_TOKEN_CODES,
-    NO_PARAMETERS,
-    HopResult,
-    SessionParameters,
-    assume_chain,
-    plan_hops,
+from ..credentials.fetcher import (
+    ChainFetcher,
+    account_of,
+    chain_key,
+    engine_now,
+    fallback_regions,
+    make_engine,
 )
-from ..credentials.sources import SourceCredentials, SourceKey, source_key
-from ..credentials.sts import StsTarget, sts_client_factory, sts_target
+from ..credentials.private_session import client_settings, private_session
+from ..credentials.sources import SourceCredentials, source_key
+from ..credentials.sts import sts_client_config, sts_client_factory, sts_target
 from ..engine import shared
-from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
-from ..errors import AssumeRoleError
 from .credentials import EngineCredentials
-
-logger = logging.getLogger(__name__)
 
 METHOD = "assume-provider"
 
@@ -68,141 +61,26 @@ def resolve_session_settings(
     return resolve_settings(session_inputs(session, arguments))
 
 
-@dataclass(frozen=True)
-class ChainKey:
-    """Everything that determines the chain's result: equal keys share one credentials object."""
-
-    source: SourceKey
-    role_arns: tuple[str, ...]
-    external_id: Optional[str]
-    session_name: str
-    duration_seconds: int
-    refresh_window_seconds: Optional[int]
-    prefetch: bool
-    sts: StsTarget
-    parameters: SessionParameters = NO_PARAMETERS
-    sts_fallback_regions: tuple[str, ...] = ()
-
-
-def session_parameters(settings: Settings) -> SessionParameters:
-    return SessionParameters(
-        source_identity=settings.source_identity,
-        tags=settings.tags,
-        transitive_tag_keys=settings.transitive_tag_keys,
-        policy_arns=settings.policy_arns,
-        policy=settings.policy,
-    )
-
-
-def fallback_regions(settings: Settings, target: StsTarget) -> tuple[str, ...]:
-    """The fallback regions to try, the pinned STS region itself left out."""
-    return tuple(region for region in settings.sts_fallback_regions if region != target.region)
-
-
-class ChainFetcher:
-    """The engine's ``fetch``: source credentials, then every hop. Called once per refresh."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        source: SourceCredentials,
-        make_sts_client: Any,
-        fallback_regions: tuple[str, ...] = (),
-    ) -> None:
-        self._settings = settings
-        self._source = source
-        self._make_sts_client = make_sts_client
-        self._fallback_regions = fallback_regions
-
-    def source_credentials(self) -> TemporaryCredentials:
-        frozen, _method = self._source.get()
-        return TemporaryCredentials(frozen.access_key, frozen.secret_key, frozen.token, None)
-
-    def hops(self) -> list[HopResult]:
-        try:
-            return self._assume_once()
-        except AssumeRoleError as exc:
-            # The source (an instance profile) may have expired before botocore noticed:
-            # reload it once and try again; any other failure is the engine's to handle.
-            if exc.hop != 1 or exc.error_code not in EXPIRED_TOKEN_CODES:
-                raise
-            logger.info("source credentials rejected as expired; reloading them once")
-            self._source.reload()
-            return self._assume_once()
-
-    def _assume_once(self) -> list[HopResult]:
-        source = self.source_credentials()
-        hops = plan_hops(
-            self._settings.role_arns,
-            duration_seconds=self._settings.duration_seconds,
-            external_id=self._settings.external_id,
-            source_is_role_session=source.session_token is not None,
-            parameters=session_parameters(self._settings),
-        )
-        return assume_chain(
-            hops,
-            source,
-            session_name=self._settings.session_name,
-            make_sts_client=self._make_sts_client,
-            fallback_regions=self._fallback_regions,
-        )
-
-    def __call__(self) -> TemporaryCredentials:
-        return self.hops()[-1].credentials
-
-
-# The engine's clock. Tests that simulate hours of running replace it; everything else in the
-# engine is real.
-clock: Callable[[], float] = time.time
-
-
-def engine_now() -> datetime.datetime:
-    """The engine's clock as botocore's ``time_fetcher`` wants it (aware, UTC)."""
-    return datetime.datetime.fromtimestamp(clock(), datetime.timezone.utc)
-
-
-def make_engine(
-    fetch: Callable[[], TemporaryCredentials], settings: Settings
-) -> RefreshingCredentials:
-    return RefreshingCredentials(
-        fetch,
-        clock=lambda: clock(),
-        advisory_window=settings.refresh_window_seconds,
-        prefetch=settings.prefetch,
-        name=" -> ".join(settings.role_arns),
-        role_arns=settings.role_arns,
-    )
-
-
-def account_of(role_arn: str) -> str:
-    return role_arn.split(":")[4]
-
-
 def shared_credentials(settings: Settings, session: botocore.session.Session) -> EngineCredentials:
-    """The process-wide credentials object for these settings (no network I/O here)."""
+    """The process-wide credentials object for these settings (no network I/O here).
+
+    The chain's sharing key is read from ``session``; its source and STS clients are built on
+    private copies of it (``credentials/private_session.py`` says why), never on ``session``.
+    """
     target = sts_target(session)
     source_id = source_key(settings.source, session)
     source = shared.shared(
-        ("source", source_id), lambda: SourceCredentials(settings.source, session)
+        ("source", source_id),
+        lambda: SourceCredentials(settings.source, private_session(session)),
     )
-    key = ChainKey(
-        source=source_id,
-        role_arns=settings.role_arns,
-        external_id=settings.external_id,
-        session_name=settings.session_name,
-        duration_seconds=settings.duration_seconds,
-        refresh_window_seconds=settings.refresh_window_seconds,
-        prefetch=settings.prefetch,
-        sts=target,
-        parameters=session_parameters(settings),
-        sts_fallback_regions=settings.sts_fallback_regions,
-    )
+    sts_client = client_settings(session, sts_client_config(session))
+    key = chain_key(settings, source_id, target, sts_client)
 
     def build() -> EngineCredentials:
         fetcher = ChainFetcher(
             settings,
             source,
-            sts_client_factory(session, target),
+            sts_client_factory(private_session(session), target),
             fallback_regions(settings, target),
         )
         engine = make_engine(fetcher, settings)

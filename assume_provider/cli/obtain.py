@@ -112,7 +112,7 @@ def fetch(settings: Settings, key: str, profile_name: Optional[str]) -> Entry:
     """Resolve the source and assume every hop (imports botocore; the slow path)."""
     # Any credential_process the source chain runs inherits the marker (recursion guard).
     mark_for_children(key, os.environ)
-    from ..botocore.provider import ChainFetcher, fallback_regions
+    from ..credentials.fetcher import ChainFetcher, fallback_regions
     from ..credentials.sources import SourceCredentials
     from ..credentials.sts import sts_client_factory, sts_target
 

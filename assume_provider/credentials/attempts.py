@@ -18,6 +18,7 @@ import botocore.utils
 
 from ..config.inputs import EXPORTED_KEY_ID_VAR
 from ..config.settings import PROFILE_SOURCE_PREFIX, SOURCE_KINDS, Source
+from .imds import imds_attempts
 
 ENVIRONMENT = "environment"
 SHARED_FILES = "shared files"
@@ -176,8 +177,6 @@ def _instance_metadata(session: Any, env: Mapping[str, str]) -> str:
         ipv6 = botocore.credentials.resolve_imds_endpoint_mode(session) == "ipv6"
         utils = botocore.utils
         endpoint = utils.METADATA_BASE_URL_IPv6 if ipv6 else utils.METADATA_BASE_URL
-    from .sources import imds_attempts  # sources imports this module
-
     per_try = session.get_config_variable("metadata_service_num_attempts")
     tries = imds_attempts(session)
     timeout = session.get_config_variable("metadata_service_timeout")

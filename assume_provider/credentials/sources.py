@@ -8,10 +8,8 @@ re-implements IMDS or container HTTP.
 
 from __future__ import annotations
 
-import logging
 import os
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -25,6 +23,8 @@ from ..engine.forksafe import ForkSafeLock, renew_in_child
 from ..errors import NoSourceCredentialsError, SourceCredentialsError
 from ..redaction import register_secret
 from .attempts import explain, not_found_message
+from .imds import with_imds_retries
+from .private_session import client_settings
 
 # Set by `env` and `exec` to the access key ID they exported: those are account A's
 # credentials, never a valid source for assuming the chain again.
@@ -62,84 +62,6 @@ class EnvironmentWithoutExportedCredentials(Mapping[str, str]):
         return sum(1 for _ in self)
 
 
-logger = logging.getLogger(__name__)
-
-# A transient IMDS failure (a 5xx, a refused or timed-out connection) is retried: at least
-# IMDS_MIN_ATTEMPTS attempts in all, counting botocore's own metadata_service_num_attempts per
-# attempt here, with these pauses between them (a few seconds at most in all). botocore's
-# container fetcher already makes 3 attempts 1 s apart, so the container source needs nothing.
-IMDS_MIN_ATTEMPTS = 3
-IMDS_BACKOFF_SECONDS = (0.25, 0.75, 1.5)
-
-
-class RetryingInstanceMetadataFetcher:
-    """botocore's InstanceMetadataFetcher, asked again with backoff when it returns nothing.
-
-    botocore's fetcher answers ``{}`` for every failure (an unreachable IMDS, a 5xx, no role
-    attached); asking again costs a few seconds on a host without IMDS, once per process,
-    and saves an application from one hiccup of a busy host's IMDS.
-    """
-
-    def __init__(
-        self, fetcher: Any, attempts: int, sleep: Callable[[float], None] = time.sleep
-    ) -> None:
-        self._fetcher = fetcher
-        self.attempts = attempts
-        self._sleep = sleep
-
-    def retrieve_iam_role_credentials(self) -> Any:
-        for attempt in range(self.attempts):
-            credentials = self._fetcher.retrieve_iam_role_credentials()
-            if credentials:
-                if attempt:
-                    logger.info("instance metadata answered on attempt %d", attempt + 1)
-                return credentials
-            if attempt + 1 < self.attempts:
-                pause = IMDS_BACKOFF_SECONDS[min(attempt, len(IMDS_BACKOFF_SECONDS) - 1)]
-                logger.debug("no credentials from instance metadata; again in %.2f s", pause)
-                self._sleep(pause)
-        return {}
-
-
-def imds_attempts(session: Any) -> int:
-    """How many times to ask botocore's fetcher so that IMDS gets IMDS_MIN_ATTEMPTS in all."""
-    try:
-        inner = max(1, int(session.get_config_variable("metadata_service_num_attempts") or 1))
-    except (TypeError, ValueError):
-        inner = 1
-    return max(1, -(-IMDS_MIN_ATTEMPTS // inner))
-
-
-# botocore's create_credential_resolver gives its IMDS fetcher this refresh window (its
-# private _DEFAULT_ADVISORY_REFRESH_TIMEOUT; tests/test_botocore_surface.py compares).
-IMDS_REFRESH_WINDOW = 15 * 60
-
-
-def imds_fetcher(session: Any) -> Any:
-    """botocore's InstanceMetadataFetcher, configured as create_credential_resolver does."""
-    return botocore.utils.InstanceMetadataFetcher(
-        timeout=session.get_config_variable("metadata_service_timeout"),
-        num_attempts=session.get_config_variable("metadata_service_num_attempts"),
-        user_agent=session.user_agent(),
-        config={
-            "ec2_metadata_service_endpoint": session.get_config_variable(
-                "ec2_metadata_service_endpoint"
-            ),
-            "ec2_metadata_service_endpoint_mode": botocore.credentials.resolve_imds_endpoint_mode(
-                session
-            ),
-            "ec2_credential_refresh_window": IMDS_REFRESH_WINDOW,
-            "ec2_metadata_v1_disabled": session.get_config_variable("ec2_metadata_v1_disabled"),
-        },
-    )
-
-
-def _with_imds_retries(session: Any) -> Any:
-    """botocore's IMDS provider around its own fetcher, asked again with backoff."""
-    retrying = RetryingInstanceMetadataFetcher(imds_fetcher(session), imds_attempts(session))
-    return botocore.credentials.InstanceMetadataProvider(iam_role_fetcher=retrying)
-
-
 def runs_this_tool(command: Optional[str]) -> bool:
     """Whether a ``credential_process`` command line would run assume-provider itself."""
     return bool(command) and any(name in command for name in _TOOL_NAMES)  # type: ignore[operator]
@@ -158,6 +80,8 @@ class SourceKey:
     container_uri: Optional[str]
     web_identity_token_file: Optional[str] = None
     web_identity_role_arn: Optional[str] = None
+    # How a source that calls AWS (SSO, a profile's role) reaches it: proxies, CA bundle.
+    client: Hashable = ()
 
 
 def source_key(source: Source, session: botocore.session.Session) -> SourceKey:
@@ -173,6 +97,7 @@ def source_key(source: Source, session: botocore.session.Session) -> SourceKey:
         or os.environ.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
         web_identity_token_file=os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE"),
         web_identity_role_arn=os.environ.get("AWS_ROLE_ARN"),
+        client=client_settings(session, session.get_default_client_config()),
     )
 
 
@@ -210,7 +135,7 @@ def _resolver_for(source: Source, session: botocore.session.Session) -> tuple[An
     if source.kind == "environment":
         provider = botocore.credentials.EnvProvider(environ=EnvironmentWithoutExportedCredentials())
     if source.kind == "instance-metadata":
-        provider = _with_imds_retries(session)
+        provider = with_imds_retries(session)
     return botocore.credentials.CredentialResolver(providers=[provider]), session
 
 
@@ -238,7 +163,7 @@ def _without_self(resolver: Any, session: botocore.session.Session) -> Any:
         if provider.METHOD == "assume-provider":
             continue
         if provider.METHOD == "iam-role":
-            provider = _with_imds_retries(session)
+            provider = with_imds_retries(session)
         providers.append(provider)
     return botocore.credentials.CredentialResolver(providers=providers)
 
@@ -247,7 +172,9 @@ class SourceCredentials:
     """The source credentials of one SourceKey, loaded once and shared by every chain using it.
 
     botocore's own objects refresh themselves (the instance profile rotates them); ``reload``
-    throws them away, for when STS says they expired before botocore noticed.
+    throws them away, for when STS says they expired before botocore noticed. Everything it
+    builds on ``session`` (resolvers, and the clients some providers make) it builds under its
+    lock; a session other threads also build on should be a ``private_session`` copy.
     """
 
     def __init__(self, source: Source, session: botocore.session.Session) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import botocore.config
 import botocore.session
 
+from ..engine.forksafe import ForkSafeLock
 from ..errors import ConfigError
 from .chain import StsClientFactory
 
@@ -99,26 +100,35 @@ def sts_target(session: botocore.session.Session) -> StsTarget:
     )
 
 
-def sts_client_factory(session: botocore.session.Session, target: StsTarget) -> StsClientFactory:
-    """STS clients from ``session``'s own configuration, in the pinned region."""
-
-    # Options the application set on the session (timeouts, proxies, retries) win over ours.
+def sts_client_config(session: botocore.session.Session) -> botocore.config.Config:
+    """The config of the chain's STS clients: ours, with the options the application set on
+    the session (timeouts, proxies, proxy settings, retries) winning, as botocore's own
+    assume-role provider lets them win for its STS clients."""
     user_config = session.get_default_client_config()
-    config = _STS_CLIENT_CONFIG.merge(user_config) if user_config else _STS_CLIENT_CONFIG
+    return _STS_CLIENT_CONFIG.merge(user_config) if user_config else _STS_CLIENT_CONFIG
+
+
+def sts_client_factory(session: botocore.session.Session, target: StsTarget) -> StsClientFactory:
+    """STS clients from ``session``'s own configuration, in the pinned region, built one at a
+    time: ``session`` is the chain's own (``private_session``), but the prefetch thread, the
+    server's workers and callers in their blocking window may each refresh it."""
+    config = sts_client_config(session)
+    building = ForkSafeLock()
 
     def make_client(
         access_key: str, secret_key: str, token: Optional[str], region: Optional[str] = None
     ) -> Any:
         # ``region``: a fallback region. botocore signs for it and resolves its endpoint, or
         # sends it to the configured endpoint override as for the pinned region.
-        client = session.create_client(
-            "sts",
-            region_name=region or target.region,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            aws_session_token=token,
-            config=config,
-        )
+        with building:
+            client = session.create_client(
+                "sts",
+                region_name=region or target.region,
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                aws_session_token=token,
+                config=config,
+            )
         # The session's ExpiredToken handler is about the credentials this package hands
         # out; an STS client signed with a hop's or the source's credentials must let the
         # chain see the error (it reloads the source) instead of retrying blindly.

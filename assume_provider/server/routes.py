@@ -27,6 +27,7 @@ from ..botocore import provider
 from ..config.inputs import ENV_PREFIX, SettingInputs
 from ..config.profiles import ConfigFiles, ProfileChoice
 from ..config.settings import Settings, resolve_settings
+from ..credentials import fetcher
 from ..engine import events
 from ..engine.model import utc_text
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
@@ -51,7 +52,7 @@ class Route:
             prefetch=True,
             refresh_window_seconds=SERVER_REFRESH_WINDOW if window is None else window,
         )
-        self.account_id = provider.account_of(self.settings.role_arns[-1])
+        self.account_id = fetcher.account_of(self.settings.role_arns[-1])
         self.engine: RefreshingCredentials = provider.shared_credentials(
             self.settings, session
         ).engine
@@ -104,7 +105,7 @@ class Route:
 
     def _expired(self, credentials: TemporaryCredentials) -> bool:
         expiration = credentials.expiration
-        return expiration is not None and expiration <= provider.clock()  # the engine's clock
+        return expiration is not None and expiration <= fetcher.clock()  # the engine's clock
 
     def _refresh_in_background(self) -> None:
         if not self._background.acquire(blocking=False):

@@ -14,10 +14,10 @@ from testbed.proxy import Fault
 STORM = """
 import asyncio, json, sys, time
 import aiobotocore.session
-import assume_provider.botocore.provider as provider
+import assume_provider.credentials.fetcher as fetcher
 
 offset = 0.0
-provider.clock = lambda: time.time() + offset
+fetcher.clock = lambda: time.time() + offset
 
 async def storm(sts, count=32):
     results = await asyncio.gather(
