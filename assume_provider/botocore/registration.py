@@ -138,6 +138,10 @@ def _register(
             f"{type(target).__name__} is an async session: register it with "
             "assume_provider.register(), which covers aiobotocore sessions"
         )
+    install_redaction()
+    # The session is set up and its provider published under one lock: a register() of the
+    # same session on another thread returns only once this one's resolver is in place, so
+    # no client it creates can resolve (and cache for good) botocore's default chain.
     with _lock:
         provider = _providers.get(target)
         if provider is not None:
@@ -145,18 +149,17 @@ def _register(
             provider.enabled = True
             return provider
         provider = kind.provider_class(target, **settings)
+        target.lazy_register_component(
+            "credential_provider", _resolver_factory(target, provider, kind)
+        )
+        target.register(
+            "needs-retry",
+            retry_once_after_expired_token,
+            unique_id=EXPIRED_TOKEN_HANDLER_ID,
+        )
+        # On the generic event, so it runs after the client's signer (registered per service).
+        target.register("request-created", record_signing_key, unique_id=SIGNING_KEY_HANDLER_ID)
         _providers[target] = provider
-    install_redaction()
-    target.lazy_register_component(
-        "credential_provider", _resolver_factory(target, provider, kind)
-    )
-    target.register(
-        "needs-retry",
-        retry_once_after_expired_token,
-        unique_id=EXPIRED_TOKEN_HANDLER_ID,
-    )
-    # On the generic event, so it runs after the client's signer (registered per service).
-    target.register("request-created", record_signing_key, unique_id=SIGNING_KEY_HANDLER_ID)
     return provider
 
 
@@ -200,8 +203,12 @@ def _is_explicitly_registered(session: Any) -> bool:
 
 
 def uninstall() -> None:
-    """Undo ``install()``: new sessions no longer get the provider, and the sessions it set
-    up stop using it (sessions given to ``register()`` keep theirs)."""
+    """Undo ``install()`` for what has not resolved credentials yet: new sessions no longer
+    get the provider, and sessions it set up that have not resolved credentials yet resolve
+    them through botocore's own chain. A session that already resolved credentials keeps
+    them, and so does every client already created: botocore caches them in the session and
+    in each client, and they go on refreshing through the chain. Create new sessions (and
+    clients) to leave it. Sessions given to ``register()`` keep the provider."""
     global _installed_settings
     with _lock:
         if _installed_settings is None:
