@@ -14,6 +14,7 @@ import aiobotocore.credentials
 import aiobotocore.hooks
 import aiobotocore.session
 import botocore
+import botocore.config
 
 from assume_provider.aio import private
 from assume_provider.aio.credentials import AioEngineCredentials
@@ -67,3 +68,22 @@ def test_install_gives_an_aio_session_an_async_provider_first() -> None:
     assert isinstance(resolver, aiobotocore.credentials.AioCredentialResolver)
     assert resolver.providers[0].METHOD == "assume-provider"
     assert inspect.iscoroutinefunction(resolver.providers[0].load)
+
+
+def test_an_aio_config_gives_the_twin_botocores_options_only() -> None:
+    """AioConfig keeps its aiohttp-only options among botocore's user-provided ones, which is
+    why the sync twin's config is read there (aio/private.py) and not by Config.merge."""
+    import aiobotocore.config
+
+    config = aiobotocore.config.AioConfig(
+        proxies={"http": "http://127.0.0.1:9"},
+        read_timeout=3,
+        connector_args={"keepalive_timeout": 2},
+    )
+    assert "connector_args" in config._user_provided_options
+    with pytest.raises(TypeError):
+        botocore.config.Config().merge(config)
+    plain = private.botocore_client_config(config)
+    assert type(plain) is botocore.config.Config
+    assert (plain.proxies, plain.read_timeout) == ({"http": "http://127.0.0.1:9"}, 3)
+    assert botocore.config.Config(connect_timeout=5).merge(plain).connect_timeout == 5

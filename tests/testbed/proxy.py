@@ -5,11 +5,17 @@ request it records which service and action were called, with which parameters, 
 with which access key, so tests can assert "exactly one AssumeRole per hop". Faults
 (throttling, 5xx, delays, dropped connections, raw bodies) are injected for the next N
 requests that match an action and/or service.
+
+It is also a forward proxy for plain http, to loopback only: a client configured with it as
+its HTTP proxy (botocore's ``Config(proxies={"http": url})``) sends absolute-form request
+lines (``POST http://127.0.0.1:PORT/ HTTP/1.1``), which it forwards to that address and
+records with ``proxied=True``.
 """
 
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import re
 import socket
@@ -57,6 +63,7 @@ class RecordedRequest:
     path: str
     at: float  # time.monotonic() when it arrived
     fault: str | None  # name of the fault applied, None when forwarded untouched
+    proxied: bool = False  # sent to this server as an HTTP proxy (an absolute-form target)
 
 
 @dataclass(frozen=True)
@@ -255,11 +262,16 @@ class ReverseProxy:
             return fault
 
     def _forward(
-        self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        upstream: tuple[str, int] | None = None,
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         # A fresh upstream connection per request: moto's werkzeug server answers
         # "Connection: close" anyway, and on loopback a connect costs microseconds.
-        connection = http.client.HTTPConnection(*self._upstream, timeout=60)
+        connection = http.client.HTTPConnection(*(upstream or self._upstream), timeout=60)
         try:
             connection.connect()
             assert connection.sock is not None
@@ -297,8 +309,13 @@ class _ProxyHandler(QuietHandler):
             self.close_connection = True
             return
         body = self.read_body()
-        access_key_id, region, service = _credential_scope(self.headers, self.path)
-        action, params = _action_and_params(self.headers, self.path, body)
+        self.upstream, self.target = _proxied_target(self.path)
+        if self.upstream is not None and not _is_loopback(self.upstream[0]):
+            self.send_bytes(403, b"test proxy: forwards to loopback addresses only")
+            self.close_connection = True
+            return
+        access_key_id, region, service = _credential_scope(self.headers, self.target)
+        action, params = _action_and_params(self.headers, self.target, body)
         fault = self.proxy._admit(
             service,
             action,
@@ -309,8 +326,9 @@ class _ProxyHandler(QuietHandler):
                 "access_key_id": access_key_id,
                 "region": region,
                 "method": self.command,
-                "path": self.path,
+                "path": self.target,
                 "at": time.monotonic(),
+                "proxied": self.upstream is not None,
             },
         )
         try:
@@ -330,7 +348,7 @@ class _ProxyHandler(QuietHandler):
     def _relay(self, body: bytes) -> None:
         try:
             status, headers, payload = self.proxy._forward(
-                self.command, self.path, list(self.headers.items()), body
+                self.command, self.target, list(self.headers.items()), body, self.upstream
             )
         except OSError as error:  # moto is gone (bed stopping) or timed out
             self.send_bytes(502, f"test proxy: upstream failed: {error}".encode())
@@ -364,6 +382,23 @@ class _ProxyHandler(QuietHandler):
             f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
         )
         self.send_bytes(fault.status, xml.encode(), "text/xml", headers)
+
+
+def _proxied_target(target: str) -> tuple[tuple[str, int] | None, str]:
+    """(where to forward, origin-form path): the address of an absolute-form request target
+    (the client uses us as its HTTP proxy), or None for an origin-form one (reverse proxy)."""
+    if not target.startswith("http://"):
+        return None, target
+    parts = urlsplit(target)
+    path = f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
+    return (parts.hostname or "", parts.port or 80), path
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _credential_scope(headers: Any, path: str) -> tuple[str | None, str | None, str | None]:
