@@ -175,3 +175,21 @@ def test_a_lazy_import_counts() -> None:
     graph = _import_graph()
     assert "assume_provider.credentials.imds" in graph["assume_provider.credentials.attempts"]
     assert "assume_provider.credentials.fetcher" in graph["assume_provider.cli.obtain"]  # lazy
+
+
+def test_the_command_line_composes_the_chain_from_the_credentials_layer() -> None:
+    """The chain's composition (source, hops, fallback regions, engine) is in credentials/;
+    botocore/ only adapts it to botocore sessions, which the command line has no use for."""
+    graph = _import_graph()
+    cli = [name for name in graph if name.startswith("assume_provider.cli")]
+    wrong = sorted(
+        f"{name} imports {imported}"
+        for name in cli
+        for imported in graph[name]
+        if imported.startswith("assume_provider.botocore")
+    )
+    assert not wrong, wrong
+    composition = ("ChainFetcher", "ChainKey", "make_engine", "fallback_regions", "engine_now")
+    botocore_layer = "\n".join(p.read_text() for p in (PACKAGE / "botocore").glob("*.py"))
+    assert not [name for name in composition if f"def {name}" in botocore_layer]
+    assert not [name for name in composition if f"class {name}" in botocore_layer]
