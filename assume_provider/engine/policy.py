@@ -166,7 +166,8 @@ def failure_text(
     if entry is None:
         return f"fetching credentials failed and none are cached: {exc}"
     backoff = setback.backoff_until - ticks
-    until_expiry = ", until they expire" if backoff >= entry.expires_at - now else ""
+    left = entry.expires_at - now
+    until_expiry = ", until they expire" if 0 < left <= backoff else ""
     return (
         f"refresh failed: {exc}; serving cached credentials {entry.credentials.access_key_id} "
         f"(expiring {utc_text(entry.credentials.expiration)}) and not contacting the source "
