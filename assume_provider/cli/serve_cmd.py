@@ -62,7 +62,8 @@ def _say(line: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..server.http import CredentialHTTPServer, is_loopback, raise_open_file_limit
+    from ..server.http import CredentialHTTPServer, is_loopback
+    from ..server.limits import raise_open_file_limit
     from ..server.routes import Route, RouteTable
     from ..server.token import load_or_create_token
 
