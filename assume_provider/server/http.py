@@ -18,7 +18,6 @@ monotonic: a wall clock stepped by NTP moves none of them.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import threading
@@ -27,6 +26,7 @@ from collections.abc import Awaitable
 from http import HTTPStatus
 from typing import Any, Optional, TypeVar
 
+from ..credentials.sts import is_loopback_host
 from ..errors import ConfigError
 from .answers import Answers
 from .limits import connection_limit
@@ -45,14 +45,6 @@ IDLE_TIMEOUT_SECONDS = 10.0
 # answered 503 (the refresh goes on): below botocore's 2 s container timeout, so a client
 # hears why (STS slow or throttling) instead of timing out, and retries into the same refresh.
 MAX_WAIT_SECONDS = 1.5
-
-
-def is_loopback(host: str) -> bool:
-    """An IP literal of the loopback range (names are not accepted: they can resolve anywhere)."""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def url_host(host: str) -> str:
@@ -87,7 +79,8 @@ class CredentialHTTPServer:
         max_wait: float = MAX_WAIT_SECONDS,
         max_connections: Optional[int] = None,
     ) -> None:
-        if not is_loopback(host):
+        # The one loopback rule (credentials/sts.py); the Host check accepts this address only.
+        if not is_loopback_host(host):
             raise ConfigError(f"--host {host}: only loopback addresses (127.0.0.1, ::1) allowed")
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections or connection_limit()
