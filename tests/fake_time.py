@@ -1,4 +1,8 @@
-"""A fake clock shared by the refresh engine and moto's STS, for tests that move time."""
+"""A fake clock shared by the refresh engine and moto's STS, for tests that move time.
+
+It is both of the engine's clocks: ``advance`` moves the wall clock and the monotonic one
+together (time passing), ``step_wall`` moves the wall clock alone (NTP, a resumed VM).
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,20 @@ import pytest
 @dataclass
 class FakeClock:
     now: float
+    ticks: float = 5_000.0  # the monotonic clock's reading
 
     def __call__(self) -> float:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.ticks
+
     def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.ticks += seconds
+
+    def step_wall(self, seconds: float) -> None:
+        """The wall clock jumps by ``seconds`` (either way); no time passes."""
         self.now += seconds
 
     def utc(self) -> datetime.datetime:
@@ -37,5 +50,6 @@ def fake_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
 
     clock = FakeClock(datetime.datetime.now(datetime.timezone.utc).timestamp())
     monkeypatch.setattr(provider_module, "clock", clock)
+    monkeypatch.setattr(provider_module, "monotonic", clock.monotonic)
     monkeypatch.setattr(moto.sts.models, "utcnow", clock.utc)
     yield clock

@@ -55,7 +55,9 @@ def make(
 ) -> tuple[EngineCredentials, Source, EngineClock]:
     clock = EngineClock()
     source = Source(clock, lifetime, prefix)
-    engine = RefreshingCredentials(source, clock=clock, random=lambda: 0.0)
+    engine = RefreshingCredentials(
+        source, clock=clock, monotonic=clock.monotonic, random=lambda: 0.0
+    )
 
     def now() -> datetime.datetime:
         return datetime.datetime.fromtimestamp(clock.now, datetime.timezone.utc)

@@ -30,7 +30,9 @@ class Source:
 def make(prefix: str) -> tuple[EngineCredentials, Source]:
     clock = FakeClock()
     source = Source(clock, prefix)
-    engine = RefreshingCredentials(source, clock=clock, random=lambda: 0.0)
+    engine = RefreshingCredentials(
+        source, clock=clock, monotonic=clock.monotonic, random=lambda: 0.0
+    )
     return EngineCredentials(engine, "assume-provider"), source
 
 

@@ -51,7 +51,13 @@ def make(
 ) -> tuple[RefreshingCredentials, Source, FakeClock]:
     clock = FakeClock()
     source = Source(clock, lifetime)
-    engine = RefreshingCredentials(source, clock=clock, random=lambda: draw, **kwargs)  # type: ignore[arg-type]
+    engine = RefreshingCredentials(
+        source,
+        clock=clock,
+        monotonic=clock.monotonic,
+        random=lambda: draw,
+        **kwargs,  # type: ignore[arg-type]
+    )
     return engine, source, clock
 
 
@@ -98,7 +104,9 @@ def test_jitter_spreads_a_fleet_started_together() -> None:
     starts = []
     for _ in range(200):
         clock = FakeClock()
-        engine = RefreshingCredentials(Source(clock), clock=clock, random=rng.random)
+        engine = RefreshingCredentials(
+            Source(clock), clock=clock, monotonic=clock.monotonic, random=rng.random
+        )
         engine.get()
         assert engine.refresh_at is not None
         starts.append(engine.refresh_at - T0)
@@ -314,7 +322,12 @@ def test_prefetch_thread_refreshes_and_close_stops_it() -> None:
 
     due = TemporaryCredentials("AKID-OLD", "S", "T", T0 + 90)
     engine = RefreshingCredentials(
-        fetch, clock=clock, random=lambda: 0.0, initial=due, prefetch=True
+        fetch,
+        clock=clock,
+        monotonic=clock.monotonic,
+        random=lambda: 0.0,
+        initial=due,
+        prefetch=True,
     )
     try:
         thread = engine._prefetcher.thread

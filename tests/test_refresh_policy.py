@@ -67,7 +67,28 @@ BOTH = Setback(error=AccessDenied("denied"), error_until=float("inf"), backoff_u
 def test_decide_applies_the_first_rule_that_holds(
     now: float, entry: Optional[Entry], forced: bool, setback: Setback, expected: Decision
 ) -> None:
-    assert decide(now, entry, forced=forced, setback=setback) is expected
+    # The same instant on both clocks here; the test below tells them apart.
+    assert decide(now, now, entry, forced=forced, setback=setback) is expected
+
+
+def test_decide_measures_the_backoff_and_the_error_memory_on_the_monotonic_clock() -> None:
+    ticks = 5_000.0  # the monotonic clock, at the failure
+    backed_off = Setback(backoff_until=ticks + 300)
+    remembered = Setback(error=AccessDenied("denied"), error_until=ticks + 5)
+    # Invalidated (forced), so rule 1 (valid on the wall clock) does not hide the others.
+    for wall in (BLOCKING - 3600, BLOCKING, BLOCKING + 3600):  # the wall clock stepped
+        assert decide(wall, ticks + 299, ENTRY, forced=True, setback=backed_off) is (
+            Decision.SERVE_RATE_LIMITED
+        )
+        assert decide(wall, ticks + 4, ENTRY, forced=True, setback=remembered) is (
+            Decision.RAISE_REMEMBERED
+        )
+    assert decide(BLOCKING - 3600, ticks + 300, ENTRY, forced=True, setback=backed_off) is (
+        Decision.REFRESH_AND_WAIT
+    )
+    assert decide(BLOCKING + 3600, ticks + 5, ENTRY, forced=True, setback=remembered) is (
+        Decision.REFRESH_AND_WAIT
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,6 +114,9 @@ def test_backoff_without_an_expiry_or_a_cache_is_the_drawn_one() -> None:
     assert backoff_after_failure((300.0, 600.0), 0.5, None, T0) == 450.0
 
 
+TICKS_OFFSET = -1_699_000_000.0  # the monotonic clock's reading minus the wall clock's
+
+
 def fail(exc: Exception, *, recoverable: bool, entry: Optional[Entry], now: float) -> Setback:
     return after_failure(
         NO_SETBACK,
@@ -100,6 +124,7 @@ def fail(exc: Exception, *, recoverable: bool, entry: Optional[Entry], now: floa
         recoverable=recoverable,
         entry=entry,
         now=now,
+        ticks=now + TICKS_OFFSET,
         error_memory=5.0,
         backoff=(300.0, 600.0),
         random=lambda: 0.5,
@@ -109,13 +134,14 @@ def fail(exc: Exception, *, recoverable: bool, entry: Optional[Entry], now: floa
 def test_after_failure_remembers_fatal_errors_and_backs_off_from_the_others() -> None:
     denied = AccessDenied("denied")
     fatal = fail(denied, recoverable=False, entry=ENTRY, now=EARLY)
-    assert fatal.error is denied and fatal.error_until == EARLY + 5
+    assert fatal.error is denied and fatal.error_until == EARLY + TICKS_OFFSET + 5
     assert fatal.backoff_until == float("-inf")  # no backoff: asked again after 5 s
 
     down = SourceDown("down")
     backed = fail(down, recoverable=True, entry=ENTRY, now=BLOCKING)
-    assert backed.error is None and backed.backoff_until == EXPIRES  # cut at expiry
-    assert backed.blocked_until == EXPIRES
+    # cut at expiry: as long as the credentials have left, on the monotonic clock
+    assert backed.error is None and backed.backoff_until == EXPIRES + TICKS_OFFSET
+    assert backed.blocked_until == EXPIRES + TICKS_OFFSET
 
     nothing = fail(down, recoverable=True, entry=None, now=EARLY)
     assert nothing is NO_SETBACK  # nothing cached: raise, and let the next call retry

@@ -225,6 +225,7 @@ def test_scenario(scenario: Scenario) -> None:
     engine = RefreshingCredentials(
         source,
         clock=clock,
+        monotonic=clock.monotonic,
         random=lambda: draw,
         advisory_window=scenario.advisory_window,
         backoff=(low, high),

@@ -94,6 +94,7 @@ class Harness:
         self.engine = RefreshingCredentials(
             self.fetch,
             clock=self.clock,
+            monotonic=self.clock.monotonic,
             lock_factory=self.new_lock,
             random=lambda: draw,  # backoff 300 + 0.4 * 300 = 420 s
             initial=self.cached,

@@ -2,10 +2,11 @@
 
 ``await get_frozen_credentials()`` asks the engine without ever waiting (``poll()``): valid
 credentials are one clock read and a comparison, on the loop, with no thread hop. When a
-refresh is due it runs ``engine.get()`` in a worker thread, so the loop never waits on STS
-or IMDS; a task awaits that thread only when there is nothing valid to serve. The worker
-threads of all tasks, loops and threads share one flight per engine, and the engine's own
-lock makes it one flight with sync callers too.
+refresh is due it runs ``engine.get()`` off the loop with the engine's off-thread helper
+(``engine/offthread.py``), so the loop never waits on STS or IMDS; a task awaits that
+flight only when there is nothing valid to serve. All tasks, loops and threads (and the
+server and the prefetch thread) share one flight per engine, and the engine's own lock
+makes it one refresh with sync callers too.
 
 The flight is a ``concurrent.futures.Future``, not an asyncio object: each waiter wraps it for
 its own running loop at the moment it waits, so several loops in threads, ``asyncio.run()``
@@ -15,7 +16,6 @@ called twice, and a forked child (where the flight is forgotten) all work.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import datetime
 import threading
 import weakref
@@ -26,8 +26,9 @@ import aiobotocore.credentials
 from ..botocore import provider as _provider
 from ..botocore.credentials import EngineCredentials, EngineView
 from ..botocore.provider import engine_now
-from ..engine.forksafe import ForkSafeLock, renew_in_child
-from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
+from ..engine.forksafe import ForkSafeLock
+from ..engine.offthread import get_off_thread
+from ..engine.refresh import RefreshingCredentials
 
 
 def engine_clock() -> float:
@@ -60,8 +61,6 @@ class AioEngineCredentials(EngineView, aiobotocore.credentials.AioRefreshableCre
     def __init__(self, view: EngineCredentials) -> None:
         self._view = view
         self._engine: RefreshingCredentials = view.engine
-        self._flight_lock = ForkSafeLock()
-        self._flight: Optional[concurrent.futures.Future[TemporaryCredentials]] = None
         super().__init__(
             access_key="",
             secret_key="",
@@ -72,15 +71,11 @@ class AioEngineCredentials(EngineView, aiobotocore.credentials.AioRefreshableCre
             time_fetcher=engine_now,
             account_id=view.account_id,
         )
-        renew_in_child(self)
 
     def _create_lock(self) -> Any:
         # aiobotocore's _refresh would take it; ours never does. A threading lock, because an
         # asyncio.Lock belongs to one event loop.
         return threading.Lock()
-
-    def _after_fork_in_child(self) -> None:
-        self._flight = None  # its thread does not exist in the child
 
     @property
     def engine(self) -> RefreshingCredentials:
@@ -95,9 +90,9 @@ class AioEngineCredentials(EngineView, aiobotocore.credentials.AioRefreshableCre
     async def get_frozen_credentials(self) -> Any:
         current, due = self._engine.poll()
         if current is None:  # nothing valid to serve: wait for the worker thread
-            current = await asyncio.wrap_future(self._refresh_in_thread())
+            current = await asyncio.wrap_future(get_off_thread(self._engine))
         elif due:  # early: refresh in the background, serve the valid ones now
-            self._refresh_in_thread()
+            get_off_thread(self._engine)
         return self._view.frozen(current)
 
     async def get_account_id(self) -> Optional[str]:
@@ -134,40 +129,6 @@ class AioEngineCredentials(EngineView, aiobotocore.credentials.AioRefreshableCre
     @account_id.setter
     def account_id(self, value: Optional[str]) -> None:
         self._account_id = value
-
-    # -- the refresh, off the loop -----------------------------------------------------------
-
-    def _refresh_in_thread(self) -> concurrent.futures.Future[TemporaryCredentials]:
-        """The flight in progress, or a new one: ``engine.get()`` in a worker thread."""
-        with self._flight_lock:
-            flight = self._flight
-            if flight is None:
-                flight = concurrent.futures.Future()
-                # Running: a waiter's cancellation must not cancel the other waiters' result.
-                flight.set_running_or_notify_cancel()
-                self._flight = flight
-                threading.Thread(
-                    target=self._fly,
-                    args=(flight,),
-                    name="assume-provider-refresh",
-                    daemon=True,
-                ).start()
-        return flight
-
-    def _fly(self, flight: concurrent.futures.Future[TemporaryCredentials]) -> None:
-        try:
-            result = self._engine.get()
-        except BaseException as exc:  # noqa: BLE001 - every waiter gets what get() raised
-            self._land(flight)
-            flight.set_exception(exc)
-        else:
-            self._land(flight)
-            flight.set_result(result)
-
-    def _land(self, flight: concurrent.futures.Future[TemporaryCredentials]) -> None:
-        with self._flight_lock:
-            if self._flight is flight:
-                self._flight = None
 
     # -- aiobotocore's refresh entry points, answered by the engine --------------------------
 

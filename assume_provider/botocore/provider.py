@@ -151,9 +151,11 @@ class ChainFetcher:
         return self.hops()[-1].credentials
 
 
-# The engine's clock. Tests that simulate hours of running replace it; everything else in the
-# engine is real.
+# The engine's clocks: the wall clock (for Expiration) and the monotonic one (for every
+# deadline measured from now). Tests that simulate hours of running replace both; everything
+# else in the engine is real.
 clock: Callable[[], float] = time.time
+monotonic: Callable[[], float] = time.monotonic
 
 
 def engine_now() -> datetime.datetime:
@@ -167,6 +169,7 @@ def make_engine(
     return RefreshingCredentials(
         fetch,
         clock=lambda: clock(),
+        monotonic=lambda: monotonic(),
         advisory_window=settings.refresh_window_seconds,
         prefetch=settings.prefetch,
         name=" -> ".join(settings.role_arns),

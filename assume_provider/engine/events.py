@@ -4,13 +4,29 @@ A front end that must report on refreshes (the host credential server's log line
 ``/healthz``, a user's metrics) subscribes here instead of parsing log text. Events carry
 the access key ID and the expiry, never a secret: the engine builds them from its own
 values, so a listener cannot leak what it was never given. Standard library only.
+
+When listeners run: on the thread that made the attempt, after the engine has released its
+locks and published the outcome (the engine and the off-thread flights emit inside
+``deferred()``, which holds the events until the block ends). So a listener may use any AWS
+client of the process, including one whose credentials come from the very engine that
+emitted the event, and never deadlocks; callers waiting for that refresh already have its
+result when the listener starts (a flight sets its future first), so a slow listener delays
+only the thread that made the attempt. A thread was chosen over a dedicated listener thread
+so that an event is delivered by the time the attempt's ``get()`` returns (the server's
+``/healthz`` and tests read it then), and no queue can grow behind a slow listener.
+
+No recursion: an attempt made on a thread while a listener runs there (the listener's own
+AWS call needed a refresh, and it failed again, say) is logged as usual but not handed to
+listeners, so a listener that reports failures through AWS cannot trigger itself without
+end. An attempt on another thread (a prefetch or a flight worker) is delivered as always.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
@@ -20,6 +36,7 @@ __all__ = [
     "SERVED_STALE",
     "RefreshEvent",
     "add_refresh_listener",
+    "deferred",
     "emit",
     "error_code_of",
     "remove_refresh_listener",
@@ -88,20 +105,68 @@ def error_code_of(exc: BaseException) -> str:
     return code if isinstance(code, str) and code else type(exc).__name__
 
 
+class _ThreadState(threading.local):
+    """Per thread: the events held by ``deferred()``, and whether a listener is running."""
+
+    held: Optional[list[RefreshEvent]] = None
+    in_listener = False
+
+
+_thread = _ThreadState()
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold the events emitted on this thread inside the block; deliver them as it ends.
+
+    The engine wraps each attempt's locked section in it, so listeners run once the locks
+    are released. Nested blocks deliver at the end of the outermost one.
+    """
+    if _thread.held is not None:
+        yield
+        return
+    held: list[RefreshEvent] = []
+    _thread.held = held
+    try:
+        yield
+    finally:
+        _thread.held = None
+        for event in held:
+            _deliver(event)
+
+
 def emit(event: RefreshEvent) -> None:
+    """Deliver the event now, or when the enclosing ``deferred()`` block ends."""
+    held = _thread.held
+    if held is not None:
+        held.append(event)
+    else:
+        _deliver(event)
+
+
+def _deliver(event: RefreshEvent) -> None:
     """Log the event and hand it to every listener; a listener that raises is logged, not felt."""
     # INFO for every kind: the engine already warns about a failure in its own words, and
     # these records are the structured form of the same facts, not a second warning.
     level = logging.INFO
+    by_listener = _thread.in_listener
     if logger.isEnabledFor(level):
         if event.kind == REFRESHED:
             took = f"{event.elapsed_seconds:.3f} s"
             text = f"{event.name}: refreshed, {event.access_key_id} in {took}"
         else:
             text = f"{event.name}: {event.kind}: {event.error_code}: {event.error_message}"
+        if by_listener:
+            text += " (an attempt made by a refresh listener: not handed to listeners)"
         logger.log(level, "%s", text, extra=event.fields())
-    for callback in _listeners:
-        try:
-            callback(event)
-        except Exception:
-            logger.exception("refresh listener %r raised", callback)
+    if by_listener:
+        return  # a listener's own AWS call made this attempt: no recursion, no loop
+    _thread.in_listener = True
+    try:
+        for callback in _listeners:
+            try:
+                callback(event)
+            except Exception:
+                logger.exception("refresh listener %r raised", callback)
+    finally:
+        _thread.in_listener = False

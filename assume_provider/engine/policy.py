@@ -1,7 +1,11 @@
 """The refresh policy, in one place: what a call does, and how long a failure holds off.
 
 Pure functions of the cached entry, the failure state and the time, so every rule can be
-read here in order and tested without threads. The engine (``refresh.py``) only executes
+read here in order and tested without threads. Two clocks: ``now`` is the wall clock, the
+only one ``Expiration`` (and the windows derived from it) can be compared with; ``ticks``
+is a monotonic clock, which every deadline measured from now (the error memory, the
+backoff) is kept on, so that a step of the wall clock (NTP, a suspended VM) neither
+stretches nor cuts them. The engine (``refresh.py``) only executes
 the decision: serve, raise, or refresh with or without waiting, single flight.
 
 A call whose credentials are due (or missing) is decided by the first rule that applies:
@@ -64,8 +68,8 @@ class Setback:
 
     error: Optional[BaseException] = None  # remembered: retrying cannot fix it
     traceback: Optional[TracebackType] = None  # the first raise's, so it does not grow
-    error_until: float = _NEG_INF  # end of the error memory
-    backoff_until: float = _NEG_INF  # end of the backoff
+    error_until: float = _NEG_INF  # end of the error memory (monotonic clock)
+    backoff_until: float = _NEG_INF  # end of the backoff (monotonic clock)
 
     @property
     def blocked_until(self) -> float:
@@ -87,16 +91,19 @@ class Decision(enum.Enum):
     REFRESH_AND_WAIT = "refresh, or wait for the refresh in flight"
 
 
-def decide(now: float, entry: Optional[Entry], *, forced: bool, setback: Setback) -> Decision:
+def decide(
+    now: float, ticks: float, entry: Optional[Entry], *, forced: bool, setback: Setback
+) -> Decision:
     """The first rule of the module docstring that applies, checked in that order.
 
-    ``forced`` is an invalidation not yet answered by a refresh.
+    ``now`` is the wall clock, ``ticks`` the monotonic one; ``forced`` is an invalidation
+    not yet answered by a refresh.
     """
     if entry is not None and not forced and now < entry.callers_at:
         return Decision.SERVE  # 1. valid
-    if now < setback.error_until:
+    if ticks < setback.error_until:
         return Decision.RAISE_REMEMBERED  # 2. error memory
-    if entry is not None and now < setback.backoff_until:
+    if entry is not None and ticks < setback.backoff_until:
         return Decision.SERVE_RATE_LIMITED  # 3. backoff
     if entry is not None and not forced and now < entry.mandatory_at:
         return Decision.REFRESH_WITHOUT_WAITING  # 4. early window
@@ -124,19 +131,21 @@ def after_failure(
     recoverable: bool,
     entry: Optional[Entry],
     now: float,
+    ticks: float,
     error_memory: float,
     backoff: tuple[float, float],
     random: Callable[[], float],
 ) -> Setback:
-    """The setback a failed refresh at ``now`` leaves (see the module docstring)."""
+    """The setback a failed refresh at ``now`` (wall) / ``ticks`` (monotonic) leaves (see
+    the module docstring): its deadlines on the monotonic clock."""
     if not recoverable:
         return replace(
-            previous, error=exc, traceback=exc.__traceback__, error_until=now + error_memory
+            previous, error=exc, traceback=exc.__traceback__, error_until=ticks + error_memory
         )
     if entry is None:
         return previous
     return replace(
-        previous, backoff_until=now + backoff_after_failure(backoff, random(), entry, now)
+        previous, backoff_until=ticks + backoff_after_failure(backoff, random(), entry, now)
     )
 
 
@@ -146,18 +155,20 @@ def failure_text(
     entry: Optional[Entry],
     setback: Setback,
     now: float,
+    ticks: float,
 ) -> str:
     """The log line for a failed refresh: what happened, and what the policy does next."""
     if not recoverable:
         return (
             f"refresh failed and retrying cannot fix it: {exc}; raising it for "
-            f"{setback.error_until - now:.0f} s without contacting the source"
+            f"{setback.error_until - ticks:.0f} s without contacting the source"
         )
     if entry is None:
         return f"fetching credentials failed and none are cached: {exc}"
-    until_expiry = ", until they expire" if setback.backoff_until >= entry.expires_at else ""
+    backoff = setback.backoff_until - ticks
+    until_expiry = ", until they expire" if backoff >= entry.expires_at - now else ""
     return (
         f"refresh failed: {exc}; serving cached credentials {entry.credentials.access_key_id} "
         f"(expiring {utc_text(entry.credentials.expiration)}) and not contacting the source "
-        f"again for {setback.backoff_until - now:.0f} s{until_expiry}"
+        f"again for {backoff:.0f} s{until_expiry}"
     )

@@ -1,7 +1,10 @@
 """The optional background thread that refreshes early, so request threads never pay.
 
-It wakes at the (jittered) start of the early window, refreshes through the engine's own
-single flight, and otherwise obeys the same backoff and error memory as callers. It holds
+It wakes at the (jittered) start of the early window and starts the refresh as the engine's
+off-thread flight (``offthread.refresh_off_thread``, the flight async callers and the
+server share), waiting for it; otherwise it obeys the same backoff and error memory as
+callers. Its sleeps are real time, capped at a minute so a step of the wall clock (which
+moves the window starts) is noticed soon. It holds
 only a weak reference to the engine, so an engine nobody uses any more is collected and its
 thread ends. A forked child has no thread (only the forking thread survives a fork); the
 engine starts a new one there on first use.
@@ -27,19 +30,21 @@ PREFETCH_MAX_SLEEP = 60.0
 
 
 def sleep_before_refresh(
-    entry: Optional[Entry], forced: bool, blocked_until: float, now: float
+    entry: Optional[Entry], forced: bool, blocked_until: float, now: float, ticks: float
 ) -> Optional[float]:
     """How long the prefetch thread may sleep, or None if it should refresh now.
 
-    ``blocked_until`` is the later of the backoff's and the error memory's ends: the
-    thread leaves the source alone as long as a caller would.
+    ``now`` is the wall clock (the window starts are instants of it); ``blocked_until``,
+    the later of the backoff's and the error memory's ends, is on the monotonic clock, read
+    as ``ticks``: the thread leaves the source alone as long as a caller would. Sleeps are
+    capped, so a step of the wall clock is noticed within PREFETCH_MAX_SLEEP.
     """
     if entry is None:
         return PREFETCH_MAX_SLEEP  # the first fetch is a caller's; publishing wakes us
     if not forced and now < entry.refresh_at:
         return min(entry.refresh_at - now, PREFETCH_MAX_SLEEP)
-    if now < blocked_until:
-        return min(blocked_until - now, PREFETCH_MAX_SLEEP)
+    if ticks < blocked_until:
+        return min(blocked_until - ticks, PREFETCH_MAX_SLEEP)
     return None
 
 

@@ -13,6 +13,12 @@ read on their own:
 
 The hot path (valid credentials) is one clock read and one tuple comparison, with no lock:
 the time the cache next falls due is precomputed and published with the credentials.
+
+Two injected clocks: ``clock`` (wall, POSIX seconds) is compared with ``Expiration`` and the
+windows derived from it, which are instants; ``monotonic`` measures every deadline that
+starts now (the backoff, the error memory, the prefetch's waits), so an NTP step of the
+wall clock by an hour neither holds the source off for an hour nor ends a backoff early.
+Listeners of refresh events run after the locks are released (see ``events.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Optional
 
-from .events import FAILED, REFRESHED, SERVED_STALE, RefreshEvent, emit, error_code_of
+from .events import FAILED, REFRESHED, SERVED_STALE, RefreshEvent, deferred, emit, error_code_of
 from .forksafe import renew_in_child
 from .model import (
     NO_CREDENTIALS,
@@ -36,6 +42,7 @@ from .model import (
     default_is_recoverable,
     utc_text,
 )
+from .offthread import refresh_off_thread
 from .policy import (
     NO_SETBACK,
     Decision,
@@ -45,7 +52,7 @@ from .policy import (
     decide,
     failure_text,
 )
-from .prefetch import PREFETCH_MAX_SLEEP, Prefetcher, sleep_before_refresh
+from .prefetch import Prefetcher, sleep_before_refresh
 from .schedule import Entry, advisory_window_for, schedule
 
 __all__ = [
@@ -80,6 +87,7 @@ class RefreshingCredentials:
         "_is_recoverable",
         "_last_error",
         "_lock_factory",
+        "_monotonic",
         "_name",
         "_prefetch",
         "_prefetcher",
@@ -97,6 +105,7 @@ class RefreshingCredentials:
         fetch: Callable[[], TemporaryCredentials],
         *,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         lock_factory: Callable[[], Lock] = threading.Lock,
         random: Callable[[], float] = _random.random,
         advisory_window: Optional[float] = None,
@@ -119,6 +128,7 @@ class RefreshingCredentials:
             raise ValueError(f"error_memory must be >= 0 seconds, got {error_memory}")
         self._fetch = fetch
         self._clock = clock
+        self._monotonic = monotonic
         self._lock_factory = lock_factory
         self._random = random
         self._backoff = backoff
@@ -244,7 +254,8 @@ class RefreshingCredentials:
             self._prefetcher.ensure_running(self)  # lazily, e.g. in a forked child
         entry = self._entry  # one snapshot of each: other threads publish new ones
         setback = self._setback
-        decision = decide(now, entry, forced=self._forced, setback=setback)
+        ticks = self._monotonic()
+        decision = decide(now, ticks, entry, forced=self._forced, setback=setback)
         if decision is Decision.SERVE:
             assert entry is not None
             with self._state_lock:  # re-arm the hot path, unless invalidated meanwhile
@@ -265,18 +276,19 @@ class RefreshingCredentials:
         if decision is Decision.SERVE or decision is Decision.SERVE_RATE_LIMITED:
             assert entry is not None
             return entry.credentials
-        if decision is Decision.REFRESH_WITHOUT_WAITING:
-            assert entry is not None
-            if not self._refresh_lock.acquire(blocking=False):
-                return entry.credentials  # someone is refreshing; the cache is still valid
-        else:  # Decision.REFRESH_AND_WAIT
-            self._refresh_lock.acquire()
-        try:
-            if self._attempts != attempts_seen:
-                return self._outcome()  # a refresh ended while we waited: share its result
-            return self._refresh_locked()
-        finally:
-            self._refresh_lock.release()
+        with deferred():  # this attempt's event reaches listeners after the lock is released
+            if decision is Decision.REFRESH_WITHOUT_WAITING:
+                assert entry is not None
+                if not self._refresh_lock.acquire(blocking=False):
+                    return entry.credentials  # someone is refreshing; the cache is valid
+            else:  # Decision.REFRESH_AND_WAIT
+                self._refresh_lock.acquire()
+            try:
+                if self._attempts != attempts_seen:
+                    return self._outcome()  # a refresh ended while we waited: share it
+                return self._refresh_locked()
+            finally:
+                self._refresh_lock.release()
 
     def _outcome(self) -> TemporaryCredentials:
         """What a caller gets from a refresh another thread completed while it waited."""
@@ -300,8 +312,7 @@ class RefreshingCredentials:
                 return self._failed(exc, self._clock(), entry, started)
             now = self._clock()
             if credentials.expiration is not None and credentials.expiration <= now:
-                stale = StaleCredentialsError(credentials, now)
-                return self._failed(stale, now, entry, started)
+                return self._failed(StaleCredentialsError(credentials, now), now, entry, started)
             self._install(self._schedule(credentials, now, lifetime_known=True))
             self._event(REFRESHED, credentials, started, None)
             logger.debug(
@@ -341,6 +352,7 @@ class RefreshingCredentials:
     ) -> TemporaryCredentials:
         """Serve the cache and back off, or raise when there is nothing to serve or no hope."""
         recoverable = self._is_recoverable(exc)
+        ticks = self._monotonic()
         with self._state_lock:
             self._failures += 1
             self._last_error = exc
@@ -351,11 +363,13 @@ class RefreshingCredentials:
                 recoverable=recoverable,
                 entry=entry,
                 now=now,
+                ticks=ticks,
                 error_memory=self._error_memory,
                 backoff=self._backoff,
                 random=self._random,
             )
-        logger.warning("%s: %s", self._name, failure_text(exc, recoverable, entry, setback, now))
+        text = failure_text(exc, recoverable, entry, setback, now, ticks)
+        logger.warning("%s: %s", self._name, text)
         if not recoverable or entry is None:
             self._event(FAILED, None, started, exc)
             raise exc
@@ -375,24 +389,36 @@ class RefreshingCredentials:
     # -- prefetch and fork -------------------------------------------------------------
 
     def _prefetch_step(self) -> float:
-        """One pass of the prefetch thread: refresh if due; return how long to sleep."""
+        """One pass of the prefetch thread: refresh if due; return how long to sleep.
+
+        The refresh runs as the engine's off-thread flight (``offthread.py``), shared with
+        any async caller or server request that wants one at the same moment; this thread
+        only waits for it.
+        """
         delay = self._prefetch_delay(self._clock())
         if delay is not None:
             return delay
-        if not self._refresh_lock.acquire(blocking=False):
-            return PREFETCH_MAX_SLEEP  # a caller is refreshing; its outcome wakes us
-        try:
-            self._refresh_locked()
-        except Exception:  # noqa: BLE001 - already logged; callers see it themselves
+        if refresh_off_thread(self).exception() is not None:  # already logged and reported
             # Not again every error_memory seconds, nor past the cached credentials' expiry.
-            return backoff_after_failure(self._backoff, self._random(), self._entry, self._clock())
-        finally:
-            self._refresh_lock.release()
+            entry, now = self._entry, self._clock()
+            return backoff_after_failure(self._backoff, self._random(), entry, now)
         return self._prefetch_delay(self._clock()) or 0.0
+
+    def _refresh_due(self) -> TemporaryCredentials:
+        """The prefetch thread's refresh, on a flight's worker: ask the source now, unless a
+        caller's refresh ended meanwhile (then there is nothing left to do)."""
+        with deferred():  # as in get(): listeners run after the lock is released
+            with self._refresh_lock:
+                entry = self._entry
+                if entry is not None and self._prefetch_delay(self._clock()) is not None:
+                    return entry.credentials  # no longer due: someone refreshed (or failed)
+                return self._refresh_locked()
 
     def _prefetch_delay(self, now: float) -> Optional[float]:
         """How long the prefetch thread may sleep, or None if a refresh is due now."""
-        return sleep_before_refresh(self._entry, self._forced, self._setback.blocked_until, now)
+        blocked_until = self._setback.blocked_until
+        ticks = self._monotonic()
+        return sleep_before_refresh(self._entry, self._forced, blocked_until, now, ticks)
 
     def _after_fork_in_child(self) -> None:
         """Give the child fresh locks and no in-flight refresh; keep the cached credentials."""

@@ -16,8 +16,9 @@ import asyncio, json, sys, time
 import aiobotocore.session
 import assume_provider.botocore.provider as provider
 
-offset = 0.0
+offset = 0.0  # time passing: both of the engine's clocks move
 provider.clock = lambda: time.time() + offset
+provider.monotonic = lambda: time.monotonic() + offset
 
 async def storm(sts, count=32):
     results = await asyncio.gather(
