@@ -10,26 +10,24 @@ touches a socket.
 
 Everything a request can be answered from the cache is answered on the event loop; the two
 things that would block it run off the loop: the first request of a new ``/profile/NAME``
-route (it reads the config files), and a request with nothing valid to serve, which waits
-for the route's refresh at most ``max_wait`` (then a 503; the refresh goes on).
+route (it reads the config files: ``asyncio.to_thread``), and a request with nothing valid
+to serve, which waits for the route's refresh on the engine's worker (``Route.refresh``,
+one flight per engine) at most ``max_wait`` (then a 503; the refresh goes on). That wait is
+on the loop's clock, which is monotonic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import threading
-from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 from ..engine.model import TemporaryCredentials
 from ..errors import ConfigError
 from ..redaction import redact_text
 from .protocol import Request, credentials_body, error_body, status_body
 from .routes import RefreshInProgress, Route, RouteTable, UnknownRoute
-
-T = TypeVar("T")
 
 #: Status, JSON body and extra headers of one answer.
 Answer = tuple[int, Any, Optional[dict[str, str]]]
@@ -71,9 +69,6 @@ class Answers:
         self.own_hosts = own_hosts
         self.routes = routes
         self.max_wait = max_wait
-        # Per route, the one wait in a worker thread that every request with nothing to serve
-        # shares (the engine's refresh is single-flight; this keeps it one thread too).
-        self._waits: dict[str, asyncio.Future[TemporaryCredentials]] = {}
 
     async def answer(self, request: Request) -> Answer:
         """Status, JSON body and extra headers for one request."""
@@ -89,7 +84,9 @@ class Answers:
         route = self.routes.known(path)
         if route is None:  # a new /profile/NAME route reads the config files: not on the loop
             try:
-                route = await in_thread(self.routes.lookup, path)
+                # The loop's executor: its threads are joined at exit, which is fine for a
+                # read of local files (a wait on STS never runs there: see _bounded_wait).
+                route = await asyncio.to_thread(self.routes.lookup, path)
             except UnknownRoute as exc:
                 return 404, status_body(HTTPStatus.NOT_FOUND, str(exc)), None
             except ConfigError as exc:
@@ -99,7 +96,7 @@ class Answers:
     async def _credentials(self, route: Route) -> Answer:
         """200 with what the route serves now or after the bounded wait; 503 if nothing."""
         try:
-            credentials = route.served_now() or await self._shared_wait(route)
+            credentials = route.served_now() or await self._bounded_wait(route)
         except Exception as exc:  # noqa: BLE001 - every failure is a 503 the SDK can retry
             still_valid = route.still_valid()  # the refresh failed or is slow: valid ones do
             if still_valid is None:
@@ -107,45 +104,23 @@ class Answers:
             credentials = still_valid
         return 200, credentials_body(credentials, route.account_id), None
 
-    async def _shared_wait(self, route: Route) -> TemporaryCredentials:
-        """Nothing valid cached: wait for the route's refresh, with every other such request,
-        at most ``max_wait`` (then RefreshInProgress; the refresh goes on)."""
-        wait = self._waits.get(route.path)
-        if wait is None or wait.done():
-            wait = self._waits[route.path] = in_thread(route.wait_for_credentials)
+    async def _bounded_wait(self, route: Route) -> TemporaryCredentials:
+        """Nothing valid cached: wait for the route's refresh (the one flight every such
+        request, and the engine's own prefetch, share) at most ``max_wait``, then
+        RefreshInProgress; the refresh goes on, and the client's retry joins it."""
         try:
-            # shield: one request giving up does not cancel the wait the others share
-            return await asyncio.wait_for(asyncio.shield(wait), self.max_wait)
+            return await asyncio.wait_for(self._refreshed(route), self.max_wait)
         except asyncio.TimeoutError:
             raise RefreshInProgress(route, self.max_wait) from None
 
-
-def in_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-    """``function(*args)`` in a daemon thread, as a future of the running loop.
-
-    Not ``run_in_executor``: the executor's threads are joined at interpreter exit, so a
-    request waiting on a hung STS would hold up the exit that SIGTERM asks for.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: Any, error: Optional[BaseException]) -> None:
-        if future.done():
-            return  # cancelled: the server is stopping
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    def work() -> None:
-        try:
-            outcome: tuple[Any, Optional[BaseException]] = (function(*args), None)
-        except Exception as exc:  # noqa: BLE001 - handed to the awaiting request
-            outcome = (None, exc)
-        try:
-            loop.call_soon_threadsafe(settle, *outcome)
-        except RuntimeError:
-            pass  # the loop is closed: nobody is waiting any more
-
-    threading.Thread(target=work, name="assume-provider-serve-wait", daemon=True).start()
-    return future
+    @staticmethod
+    async def _refreshed(route: Route) -> TemporaryCredentials:
+        """What the route's refresh gives, if it can be served; NothingValidToServe naming
+        the failed attempt if not. Giving up cancels only this request's wrappers: the flight
+        is already running, and a running concurrent future cannot be cancelled."""
+        credentials = await asyncio.wrap_future(route.refresh())
+        if route.expired(credentials):
+            heard = route.failure_heard()  # the attempt's failure event may still be on its way
+            if heard is not None:
+                await asyncio.wrap_future(heard)
+        return route.servable(credentials)
