@@ -68,7 +68,7 @@ def threading_server(token: str, routes: Any) -> Any:
     connection, with the same checks and answers (headers and body in one write, Nagle off)."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from assume_provider.server.http import credentials_body
+    from assume_provider.server.protocol import credentials_body
 
     secret = token.encode("ascii")
 
@@ -91,7 +91,7 @@ def threading_server(token: str, routes: Any) -> Any:
                 status, body = 401, {"code": "Unauthorized", "message": "token"}
             else:
                 route = routes.lookup(self.path)
-                status, body = 200, credentials_body(route, route.credentials())
+                status, body = 200, credentials_body(route.credentials(), route.account_id)
             data = json.dumps(body, separators=(",", ":")).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

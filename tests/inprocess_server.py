@@ -3,6 +3,7 @@ and plain HTTP requests to it: for tests that move the engine's clock with moto'
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -29,6 +30,15 @@ from assume_provider.server.token import load_or_create_token
 def server(
     aws_env: TestBed, fake_clock: FakeClock, fresh_provider_state: Any, tmp_path: Path
 ) -> Iterator[CredentialHTTPServer]:
+    with serving_in_process(aws_env, fake_clock, tmp_path) as http:
+        yield http
+
+
+@contextlib.contextmanager
+def serving_in_process(
+    aws_env: TestBed, fake_clock: FakeClock, tmp_path: Path
+) -> Iterator[CredentialHTTPServer]:
+    """The ``server`` fixture's server, for a test that must set something up before it."""
     inputs = SettingInputs.from_environment({"role_arn": aws_env.world.target_role_arn}, os.environ)
     lines: list[str] = []
     routes = RouteTable(
@@ -46,10 +56,12 @@ def server(
     http.token_file = str(token_file)  # type: ignore[attr-defined]
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
-    yield http
-    http.shutdown()
-    http.server_close()
-    routes.close()
+    try:
+        yield http
+    finally:
+        http.shutdown()
+        http.server_close()
+        routes.close()
 
 
 def get_json(server: CredentialHTTPServer, path: str = "/") -> tuple[int, Any]:

@@ -15,7 +15,8 @@ from typing import Any
 from inprocess_server import get_json as _get
 from testbed import TestBed
 
-from assume_provider.server.http import MAX_HEAD_BYTES, CredentialHTTPServer
+from assume_provider.server.http import CredentialHTTPServer
+from assume_provider.server.protocol import MAX_HEAD_BYTES
 
 
 def _exchange(server: CredentialHTTPServer, raw: bytes) -> bytes:

@@ -8,16 +8,21 @@ from __future__ import annotations
 import datetime
 import http.client
 import json
+import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import botocore.credentials
 import pytest
 from fake_time import FakeClock
 from inprocess_server import expiry_of as _expiry
 from inprocess_server import get_json as _get
+from inprocess_server import serving_in_process
 from testbed import TestBed
 from testbed.proxy import Fault
 
+from assume_provider.engine import events
 from assume_provider.server.http import MAX_WAIT_SECONDS, CredentialHTTPServer
 
 
@@ -63,6 +68,44 @@ def test_expired_credentials_are_a_503_naming_the_failure_never_a_200(
         assert answer["code"] == "RefreshInProgress"
         time.sleep(1.0)
     assert codes[-1] == "Throttling", codes
+
+
+def test_a_503_names_the_failed_refresh_even_before_the_route_has_heard_of_it(
+    aws_env: TestBed, fake_clock: FakeClock, fresh_provider_state: Any, tmp_path: Path
+) -> None:
+    """The engine hands a refresh's result to the request waiting for it before it tells the
+    listeners (the route's among them) that the refresh failed. A request that gets expired
+    credentials back must still name that failure, not say that none is known."""
+    delivering, release = threading.Event(), threading.Event()
+
+    def hold_failure_events(event: events.RefreshEvent) -> None:
+        if event.kind != events.REFRESHED:
+            delivering.set()
+            release.wait(60)
+
+    events.add_refresh_listener(hold_failure_events)  # before the server's: it runs first
+    try:
+        with serving_in_process(aws_env, fake_clock, tmp_path) as server:
+            status, body = _get(server)
+            assert status == 200
+            aws_env.proxy.inject(Fault.throttle(), action="AssumeRole", times=None)
+            fake_clock.advance(_expiry(body) - fake_clock() + 120)  # expired two minutes ago
+            answers: list[tuple[int, Any]] = []
+            asking = threading.Thread(target=lambda: answers.append(_get(server)))
+            asking.start()
+            assert delivering.wait(60)  # the refresh failed and its result is out
+            # A request that does not wait for the failure's event answers meanwhile, without
+            # it; one that waits cannot answer before the release, however long this takes.
+            asking.join(2.0)
+            release.set()
+            asking.join(60)
+            ((status, answer),) = answers
+            assert status == 503
+            assert answer["code"] == "Throttling", answer
+            assert aws_env.world.target_role_arn in answer["message"]
+    finally:
+        release.set()
+        events.remove_refresh_listener(hold_failure_events)
 
 
 def test_botocore_sees_the_aws_error_after_expiry_not_a_runtime_error(

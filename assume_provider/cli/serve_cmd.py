@@ -61,12 +61,14 @@ def _say(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..credentials.sts import is_loopback_host
     from ..errors import ConfigError
-    from ..server.http import CredentialHTTPServer, is_loopback, raise_open_file_limit
+    from ..server.http import CredentialHTTPServer
+    from ..server.limits import raise_open_file_limit
     from ..server.routes import Route, RouteTable
     from ..server.token import load_or_create_token
 
-    if not is_loopback(args.host):
+    if not is_loopback_host(args.host):  # names too, localhost included: see the rule's why
         raise ConfigError(
             f"--host {args.host}: only loopback addresses (127.0.0.1, ::1) are allowed; the "
             "server hands out credentials to whoever can connect"

@@ -2,8 +2,9 @@
 
 The region never depends on which client happened to trigger credential resolution (botocore's
 own AssumeRoleProvider uses the region of the last client created, so the same process can
-assume through different regions). A plain-http endpoint is refused unless it is loopback,
-because the response carries credentials.
+assume through different regions). A plain-http endpoint is refused unless its host is a
+loopback address (``is_loopback_host``, the rule the server's checks use too), because the
+response carries credentials.
 """
 
 from __future__ import annotations
@@ -47,14 +48,31 @@ class StsTarget:
 
 
 def is_loopback_host(host: Optional[str]) -> bool:
+    """Whether ``host`` is a loopback address: the one rule for every "loopback only" check
+    (a plain-http STS endpoint here, ``serve --host`` and so the server's ``Host`` check).
+
+    An IP literal in ``127.0.0.0/8``, or ``::1``, as ``bind()`` and ``urlsplit().hostname``
+    give it (no brackets). The same answer on every supported Python (3.13 started calling
+    IPv4-mapped ``::ffff:127.0.0.1`` loopback; botocore's own container check, on older
+    ones, does not).
+
+    Refused, although each may reach loopback: names, ``localhost`` included, because a name
+    is not an address: what it points to is decided by ``/etc/hosts``, nsswitch or DNS when
+    the connection is made, after this check, so accepting it would prove nothing, and the
+    contract says loopback addresses. For ``serve`` the name is also ambiguous: it stands
+    for both ``127.0.0.1`` and ``::1``, the server binds one of them, and the URL it prints
+    and the ``Host`` it accepts must be one exact address. IPv4-mapped forms and zone IDs
+    (``::1%lo``) are refused too: one spelling per address, the one every client accepts.
+    """
     if not host:
         return False
-    if host.lower() == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and (address.ipv4_mapped or address.scope_id):
+        return False
+    return address.is_loopback
 
 
 def check_endpoint_transport(url: str, origin: str) -> None:
@@ -63,7 +81,8 @@ def check_endpoint_transport(url: str, origin: str) -> None:
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ConfigError(
             f"refusing plain-http STS endpoint {url!r} (from {origin}): STS responses carry "
-            "credentials; use https (http is allowed only for loopback hosts)"
+            "credentials; use https (http is allowed only for loopback addresses such as "
+            "127.0.0.1 or [::1], not names such as localhost)"
         )
     if parts.scheme not in ("http", "https"):
         raise ConfigError(f"invalid STS endpoint {url!r} (from {origin}): expected an https:// URL")

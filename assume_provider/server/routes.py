@@ -7,15 +7,16 @@ variables). Each route's credentials come from ``shared_credentials`` with prefe
 the engine refreshes them ahead of expiry in its background thread, single-flight.
 
 A request never waits on STS while something valid is cached: it asks the engine with
-``poll()`` (no lock, no network), is served at once, and when a refresh is due one worker
-thread per route runs it. Only when nothing can be served does a request wait, and then all
-waiters share the one refresh in flight.
+``poll()`` (no lock, no network), is served at once, and when a refresh is due it starts on
+the engine's worker (``engine/offthread.py``: one flight per engine, shared with the engine's
+prefetch thread). Only when nothing can be served does a request wait, and then it waits for
+that same flight, with every other such request.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,9 +31,8 @@ from ..config.settings import Settings, resolve_settings
 from ..credentials import fetcher
 from ..engine import events
 from ..engine.model import utc_text
+from ..engine.offthread import get_off_thread
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
-
-logger = logging.getLogger(__name__)
 
 PROFILE_PREFIX = "/profile/"
 # The early-refresh window of a route, unless configured: longer than the 15 minutes in which
@@ -58,11 +58,18 @@ class Route:
         ).engine
         self.last_error: Optional[str] = None  # the error code of the last attempt, if it failed
         self.last_failure: Optional[events.RefreshEvent] = None  # the last failed attempt
-        self._background = threading.Lock()  # held while a worker refreshes for requests
+        # The engine's failed attempts whose event this route has heard, and who waits for the
+        # next: the engine hands a flight's result to its waiters before its events to
+        # listeners, so a request that got expired credentials back may be ahead of the
+        # failure's event, which is what its 503 must name (``failure_heard``).
+        self._failures_heard = self.engine.stats.failures
+        self._hearing: list[concurrent.futures.Future[None]] = []
+        self._heard_lock = threading.Lock()
 
     def served_now(self) -> Optional[TemporaryCredentials]:
-        """Valid credentials to serve without waiting (a due refresh starts in a worker thread),
-        or None: nothing valid is cached, and the caller must ``wait_for_credentials()``.
+        """Valid credentials to serve without waiting (a due refresh starts on the engine's
+        worker), or None: nothing valid is cached, and the caller must wait for ``refresh()``
+        and check what it gives with ``servable()``.
 
         Stricter than the engine about expiry, and about errors: credentials that are still
         valid are served even while the engine raises a remembered error (AccessDenied, for a
@@ -76,8 +83,8 @@ class Route:
                 return still_valid
             raise
         if due:
-            self._refresh_in_background()
-        if cached is None or self._expired(cached):
+            self.refresh()  # not waited for: the refresh events say how it went
+        if cached is None or self.expired(cached):
             return None
         return cached
 
@@ -86,40 +93,54 @@ class Route:
         a request serves when its wait for the refresh fails or runs out (the last minute
         before expiry, with STS failing or slow) rather than a 503."""
         current = self.engine.current
-        if current is None or self._expired(current):
+        if current is None or self.expired(current):
             return None
         return current
 
-    def wait_for_credentials(self) -> TemporaryCredentials:
-        """Credentials to serve, waiting for (or sharing) the refresh; raises the refresh's
-        error, or ``NothingValidToServe`` when only expired ones remain (STS still failing:
-        the engine serves them during its backoff, but a client can sign nothing with them)."""
-        credentials = self.engine.get()
-        if self._expired(credentials):
+    def refresh(self) -> concurrent.futures.Future[TemporaryCredentials]:
+        """The engine's refresh on its worker thread, or the one in flight (single flight per
+        engine: every request, the prefetch thread and the async view share it)."""
+        return get_off_thread(self.engine)
+
+    def servable(self, credentials: TemporaryCredentials) -> TemporaryCredentials:
+        """``credentials`` (what the refresh gave), or ``NothingValidToServe`` when they have
+        expired (STS still failing: the engine serves them during its backoff, but a client
+        can sign nothing with them)."""
+        if self.expired(credentials):
             raise NothingValidToServe(self, credentials)
         return credentials
 
-    def credentials(self) -> TemporaryCredentials:
-        """Credentials to serve now, waiting only when nothing valid is cached."""
-        return self.served_now() or self.wait_for_credentials()
-
-    def _expired(self, credentials: TemporaryCredentials) -> bool:
+    def expired(self, credentials: TemporaryCredentials) -> bool:
+        """Expired on the engine's clock: never served (AWS refuses them)."""
         expiration = credentials.expiration
         return expiration is not None and expiration <= fetcher.clock()  # the engine's clock
 
-    def _refresh_in_background(self) -> None:
-        if not self._background.acquire(blocking=False):
-            return  # a worker is on it already
+    def failure_heard(self) -> Optional[concurrent.futures.Future[None]]:
+        """None when the event of every failed attempt of the engine has reached this route
+        (``last_failure`` is the latest); otherwise a future set when the next one has."""
+        with self._heard_lock:
+            if self._failures_heard >= self.engine.stats.failures:
+                return None
+            heard: concurrent.futures.Future[None] = concurrent.futures.Future()
+            heard.set_running_or_notify_cancel()  # a waiter giving up cannot cancel it
+            self._hearing.append(heard)
+            return heard
 
-        def work() -> None:
-            try:
-                self.engine.get()
-            except Exception as exc:  # noqa: BLE001 - the refresh event reported it already
-                logger.debug("background refresh of %s failed: %s", self.path, exc)
-            finally:
-                self._background.release()
+    def hear(self, event: events.RefreshEvent) -> None:
+        """Take in one refresh event of this route's engine (from the refresh listener)."""
+        with self._heard_lock:
+            self.last_error = event.error_code if event.kind != events.REFRESHED else None
+            if event.kind != events.REFRESHED:
+                self.last_failure = event
+                self._failures_heard += 1
+            waiting, self._hearing = self._hearing, []
+        for heard in waiting:
+            heard.set_result(None)
 
-        threading.Thread(target=work, name=f"assume-provider-serve{self.path}", daemon=True).start()
+    def credentials(self) -> TemporaryCredentials:
+        """Credentials to serve now, blocking the calling thread only when nothing valid is
+        cached (serve's warm-up thread; the event loop never calls this)."""
+        return self.served_now() or self.servable(self.engine.get())
 
     def health(self, now: float) -> dict[str, Any]:
         current = self.engine.current
@@ -248,9 +269,7 @@ class RouteTable:
         for route in self.routes():
             if id(route.engine) != event.credentials_id:
                 continue
-            route.last_error = event.error_code if event.kind != events.REFRESHED else None
-            if event.kind != events.REFRESHED:
-                route.last_failure = event
+            route.hear(event)
             self._log(describe_event(route.path, event))
 
 
