@@ -1,157 +1,50 @@
-"""The CLI's cross-process credential cache: one small file per chain, safe to share.
+"""The cache folder: entries read, written atomically and swept, never through a symlink.
 
 Why it looks like this:
 
 - ``credential-process`` runs once per ``aws`` command, so a hit must be cheap: this module
-  imports neither botocore nor anything heavy (not even ``json`` or ``typing``: each pulls
-  in modules worth milliseconds at start-up), and a hit is one ``open`` + ``read`` of a
-  file of plain lines.
+  imports neither botocore nor anything heavy (no ``json``, no ``typing`` at run time), and
+  a hit is one ``open`` + ``read`` of a file of plain lines (``entry.py``).
 - Other local users must not read or plant credentials: the folder is 0700 and owned by us
   (a group/world-writable one we own is repaired with a warning, anyone else's is refused),
   files are 0600, and every path is opened relative to a folder descriptor with
   ``O_NOFOLLOW``, so a symlink planted in place of a file is never followed.
 - Concurrent writers never leave a partial file: each writes its own temporary file and
   renames it over the entry (atomic on POSIX). A corrupt or truncated file is a miss.
-- N processes starting on a cold cache make one STS call: the first takes an exclusive
-  ``flock`` on the entry's lock file, the others wait for it (bounded by a timeout) and then
-  find the fresh entry.
+- N processes starting on a cold cache make one STS call: the first takes the entry's lock
+  (``lock.py``), the others wait for it (bounded by a timeout) and then find the fresh entry.
 - An entry is served only while it stays valid for at least the refresh engine's early
   refresh window, so a caller never gets credentials that are about to expire.
+- Nothing here writes to stderr or logs on its own: what deserves a word goes to the
+  ``warn`` callable the caller passes (the command line prints it; the library may log it).
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import stat
 import sys
 import time
+
+from .entry import MAX_FILE_SIZE, Entry
+from .lock import FileLock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Optional
 
-# Must match refresh.advisory_window_for (importing refresh costs ~5 ms of threading/logging
-# imports on the cache-hit path); tests check the two agree.
-_WINDOWS = ((20 * 60, 5 * 60.0), (90 * 60, 15 * 60.0))
-_LONG_WINDOW = 60 * 60.0
-
-# An entry file: this header, then one value per line (see Entry.to_bytes).
-FORMAT_HEADER = "assume-provider cache 2"
-_LINES = 8  # header, 6 values, and the empty string after the final newline
-_MAX_FILE_SIZE = 64 * 1024
 # A temporary file older than this was left by a writer that died between write and rename.
 STALE_TEMP_SECONDS = 600.0
-
-
-def advisory_window_for(lifetime: float) -> float:
-    """The early-refresh margin for credentials of this lifetime (as the refresh engine's)."""
-    for limit, window in _WINDOWS:
-        if lifetime <= limit:
-            return window
-    return _LONG_WINDOW
 
 
 class CacheUnavailable(Exception):
     """The cache folder cannot be used safely; the caller goes on without the cache."""
 
 
-class Entry:
-    """One cached result: the final hop's credentials and what ``env`` needs besides."""
-
-    __slots__ = (
-        "access_key_id",
-        "expires_at",
-        "fetched_at",
-        "region",
-        "secret_access_key",
-        "session_token",
-    )
-
-    def __init__(
-        self,
-        access_key_id: str,
-        secret_access_key: str,
-        session_token: str,
-        expires_at: float,
-        fetched_at: float,
-        region: Optional[str] = None,
-    ) -> None:
-        self.access_key_id = access_key_id
-        self.secret_access_key = secret_access_key
-        self.session_token = session_token
-        self.expires_at = expires_at
-        self.fetched_at = fetched_at
-        self.region = region
-
-    def __repr__(self) -> str:
-        return f"Entry(access_key_id={self.access_key_id!r}, expires_at={self.expires_at!r})"
-
-    def fresh_at(self, now: float) -> bool:
-        """Valid for at least the early-refresh margin of its own lifetime."""
-        lifetime = max(self.expires_at - self.fetched_at, 0.0)
-        return self.expires_at - now >= advisory_window_for(lifetime)
-
-    def to_bytes(self) -> bytes:
-        """Plain lines, so that reading needs no parser (``json`` costs a cache hit ~2 ms)."""
-        values = (self.access_key_id, self.secret_access_key, self.session_token)
-        if not all(_is_token(value) for value in values):
-            raise ValueError("credentials with whitespace or control characters are not cached")
-        lines = (
-            FORMAT_HEADER,
-            *values,
-            repr(float(self.expires_at)),
-            repr(float(self.fetched_at)),
-            self.region or "",
-        )
-        return ("\n".join(lines) + "\n").encode("ascii")
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Optional[Entry]:
-        """The entry, or None for anything malformed (truncated, foreign, old format)."""
-        try:
-            lines = data.decode("ascii").split("\n")
-        except UnicodeDecodeError:
-            return None
-        # The final newline is written last: a truncated file lacks it, or lines.
-        if len(lines) != _LINES or lines[0] != FORMAT_HEADER or lines[-1] != "":
-            return None
-        access_key_id, secret_access_key, session_token = lines[1:4]
-        if not all(_is_token(value) for value in (access_key_id, secret_access_key, session_token)):
-            return None
-        expires_at, fetched_at = _timestamp(lines[4]), _timestamp(lines[5])
-        if expires_at is None or fetched_at is None:
-            return None
-        region = lines[6]
-        if region and not _is_token(region):
-            return None
-        return cls(
-            access_key_id, secret_access_key, session_token, expires_at, fetched_at, region or None
-        )
-
-
-def _is_token(value: str) -> bool:
-    """Non-empty printable ASCII without spaces: what STS's keys and tokens are."""
-    return bool(value) and value.isascii() and value.isprintable() and " " not in value
-
-
-# The last second of year 9999: an expiry past it (or inf/NaN, which float() accepts)
-# cannot be printed by ``credential-process`` and is never one STS issued.
-_MAX_TIMESTAMP = 253402300799.0
-
-
-def _timestamp(text: str) -> Optional[float]:
-    """A POSIX timestamp the CLI can print (finite, year 1970 to 9999), or None."""
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if 0.0 <= value <= _MAX_TIMESTAMP else None  # NaN fails both comparisons
-
-
 def warn(message: str) -> None:
+    """The command line's way to say what the cache could not do (the default ``warn``)."""
     sys.stderr.write(f"assume-provider: warning: {message}\n")
 
 
@@ -165,11 +58,15 @@ class DiskCache:
         clock: Callable[[], float] = time.time,
         lock_timeout: float = 60.0,
         poll_interval: float = 0.02,
+        sleep: Callable[[float], None] = time.sleep,
+        warn: Callable[[str], None] = warn,
     ) -> None:
         self.folder = folder
         self._clock = clock
         self._lock_timeout = lock_timeout
         self._poll_interval = poll_interval
+        self._sleep = sleep
+        self._warn = warn
         self._dir_fd: Optional[int] = None
 
     # -- the folder ----------------------------------------------------------------------
@@ -223,7 +120,7 @@ class DiskCache:
             if mode & 0o077:
                 # Ours but open to others: others could plant or swap entries. Close it.
                 os.fchmod(fd, 0o700)
-                warn(
+                self._warn(
                     f"cache folder {self.folder} was accessible to group/others "
                     f"(mode {mode:04o}); reset it to 0700"
                 )
@@ -269,10 +166,10 @@ class DiskCache:
                 not stat.S_ISREG(info.st_mode)
                 or info.st_uid != os.geteuid()
                 or stat.S_IMODE(info.st_mode) & 0o077
-                or info.st_size > _MAX_FILE_SIZE
+                or info.st_size > MAX_FILE_SIZE
             ):
                 return None  # not a file we wrote: ignore it, the next write replaces it
-            data = os.read(fd, _MAX_FILE_SIZE + 1)
+            data = os.read(fd, MAX_FILE_SIZE + 1)
         except OSError:
             return None
         finally:
@@ -280,12 +177,15 @@ class DiskCache:
         return Entry.from_bytes(data)
 
     def sweep(self) -> int:
-        """Delete entries whose credentials have expired and temporary files of dead writers.
+        """Delete expired entries with their lock files, orphaned lock files and temporary
+        files of dead writers; return how many entries and temporary files went.
 
         Every edit of the config file starts a new entry (its stamp is in the key), so old
         ones would pile up. Run after a write, i.e. on a miss, never on the hit path. Files
-        that are not ours are left alone, and so are lock files: deleting one that another
-        process holds or waits on would break their mutual exclusion. Returns the count.
+        that are not ours are left alone. An expired entry is deleted under its lock (taken
+        without waiting): a process fetching that key right now keeps both. A lock file
+        nobody holds is one whose holder died before removing it; taking its lock and
+        releasing it removes it by the protocol of ``lock.py``, safe for anyone waiting.
         """
         now = self._clock()
         removed = 0
@@ -297,19 +197,49 @@ class DiskCache:
             if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
                 continue
             if name.startswith(".") and name.endswith(".tmp"):
-                stale = now - info.st_mtime > STALE_TEMP_SECONDS
-            elif name.endswith(".entry"):
-                entry = self._load(name)
-                stale = entry is not None and entry.expires_at <= now
-            else:
-                continue
-            if stale:
-                try:
-                    os.unlink(name, dir_fd=self._fd)
+                if now - info.st_mtime > STALE_TEMP_SECONDS and self._unlink(name):
                     removed += 1
-                except OSError:
-                    pass  # another process swept it first
+            elif name.endswith(".entry"):
+                removed += self._sweep_entry(name[: -len(".entry")], now)
+            elif name.endswith(".lock"):
+                self._sweep_lock(name[: -len(".lock")])
         return removed
+
+    def _sweep_entry(self, key: str, now: float) -> int:
+        """Delete the key's entry (1) if it has expired and nobody is fetching it (else 0)."""
+        if not self._expired(key, now):
+            return 0
+        lock = self.lock(key)
+        try:
+            if not lock.try_acquire():
+                return 0  # being fetched again right now: the fetcher replaces it
+            # Checked again under the lock: a fetcher may have replaced it meanwhile.
+            return int(self._expired(key, now) and self._unlink(self.file_name(key)))
+        except OSError:
+            return 0  # e.g. something planted at the lock's path: leave the entry alone
+        finally:
+            lock.release()  # removes the lock file too, if we held it
+
+    def _sweep_lock(self, key: str) -> None:
+        """Remove a lock file whose holder died before removing it (nobody holds it)."""
+        lock = self.lock(key)
+        try:
+            lock.try_acquire()
+        except OSError:
+            pass  # not a lock file of ours: leave it alone
+        finally:
+            lock.release()  # removes the file only if we held it
+
+    def _expired(self, key: str, now: float) -> bool:
+        entry = self._load(self.file_name(key))
+        return entry is not None and entry.expires_at <= now
+
+    def _unlink(self, name: str) -> bool:
+        try:
+            os.unlink(name, dir_fd=self._fd)
+        except OSError:
+            return False  # another process swept it first
+        return True
 
     def write(self, key: str, entry: Entry) -> None:
         """Replace the entry atomically: a reader sees the old file or the new one, never half."""
@@ -336,57 +266,7 @@ class DiskCache:
             raise
 
     def lock(self, key: str) -> FileLock:
-        return FileLock(self._fd, f"{key}.lock", self._lock_timeout, self._poll_interval)
-
-
-class LockTimeout(Exception):
-    """Another process held the entry's lock for longer than the timeout."""
-
-
-class FileLock:
-    """An exclusive ``flock`` on one lock file, waited for at most ``timeout`` seconds.
-
-    ``flock`` locks die with their process, so a crashed holder never blocks the others.
-    """
-
-    def __init__(self, dir_fd: int, name: str, timeout: float, poll_interval: float) -> None:
-        self._dir_fd = dir_fd
-        self._name = name
-        self._timeout = timeout
-        self._poll = poll_interval
-        self._fd: Optional[int] = None
-        self.waited = False  # whether another process held it when we asked
-
-    def acquire(self) -> None:
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(self._name, flags, 0o600, dir_fd=self._dir_fd)
-        deadline = time.monotonic() + self._timeout
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    self.waited = True
-                    if time.monotonic() >= deadline:
-                        raise LockTimeout(
-                            f"another assume-provider process held the cache lock "
-                            f"{self._name} for more than {self._timeout:g} s"
-                        ) from None
-                    time.sleep(self._poll)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the flock
-            self._fd = None
-
-    def __enter__(self) -> FileLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
+        """The entry's lock; its file exists only while someone holds or waits for it."""
+        return FileLock(
+            self._fd, f"{key}.lock", self._lock_timeout, self._poll_interval, sleep=self._sleep
+        )
