@@ -28,12 +28,13 @@ import sys
 import time
 
 from .entry import MAX_FILE_SIZE, Entry
-from .lock import FileLock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Optional
+
+    from .lock import FileLock
 
 # A temporary file older than this was left by a writer that died between write and rename.
 STALE_TEMP_SECONDS = 600.0
@@ -267,6 +268,8 @@ class DiskCache:
 
     def lock(self, key: str) -> FileLock:
         """The entry's lock; its file exists only while someone holds or waits for it."""
+        from .lock import FileLock  # only a miss locks: a hit does not pay for fcntl
+
         return FileLock(
             self._fd, f"{key}.lock", self._lock_timeout, self._poll_interval, sleep=self._sleep
         )
