@@ -198,3 +198,20 @@ def test_a_sweep_racing_a_waiter_never_gives_the_lock_to_two(tmp_path: Path) -> 
     waiter.finish()
     assert _lock_files(tmp_path) == []
     sweeper.close()
+
+
+def test_a_release_removes_only_its_own_file(tmp_path: Path) -> None:
+    """Someone outside the protocol (a user's rm) removed the held file, and another process
+    took the lock on a new one: the first holder's release must leave that one alone."""
+    cache = DiskCache(str(tmp_path)).open()
+    first = cache.lock(KEY)
+    first.acquire()
+    (tmp_path / f"{KEY}.lock").unlink()
+    second = cache.lock(KEY)
+    assert second.try_acquire()
+    first.release()
+    assert _lock_files(tmp_path) == [f"{KEY}.lock"]
+    assert not cache.lock(KEY).try_acquire()  # still the second's
+    second.release()
+    assert _lock_files(tmp_path) == []
+    cache.close()

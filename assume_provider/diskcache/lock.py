@@ -111,7 +111,10 @@ class FileLock:
         if self.held:
             self.held = False
             try:
-                os.unlink(self.name, dir_fd=self._dir_fd)
+                # Only our own file: one put there by someone outside the protocol (a user's
+                # rm, then another process's new file) is theirs to remove.
+                if self._fd is not None and self._still_named(self._fd):
+                    os.unlink(self.name, dir_fd=self._dir_fd)
             except OSError:
                 pass  # gone already: nothing guards it, and closing below is all that is left
         self._close()
