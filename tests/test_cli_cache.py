@@ -14,10 +14,12 @@ from cli_support import run_tool
 from testbed import TestBed
 
 from assume_provider.config.inputs import SETTING_NAMES, SettingInputs
+from assume_provider.diskcache import entry as entry_module
 from assume_provider.diskcache import key as cli_key
 from assume_provider.diskcache.entry import Entry
 from assume_provider.diskcache.lock import LockTimeout
 from assume_provider.diskcache.store import CacheUnavailable, DiskCache
+from assume_provider.engine import schedule
 
 NOW = 1_800_000_000.0
 KEY = "0123456789abcdef0123456789abcdef01234567"
@@ -47,6 +49,8 @@ def test_folder_is_0700_and_files_are_0600_whatever_the_umask(tmp_path: Path) ->
 
 
 def test_round_trip_and_freshness_margin_follows_the_engine(tmp_path: Path) -> None:
+    # One rule, not a copy kept in step: the cache uses the engine's own function.
+    assert entry_module.advisory_window_for is schedule.advisory_window_for
     cache = _cache(tmp_path)
     cache.write(KEY, _entry(3600))
     hit = cache.read(KEY)
