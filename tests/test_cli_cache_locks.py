@@ -9,6 +9,9 @@ from __future__ import annotations
 import fcntl
 import os
 import queue
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -215,3 +218,37 @@ def test_a_release_removes_only_its_own_file(tmp_path: Path) -> None:
     second.release()
     assert _lock_files(tmp_path) == []
     cache.close()
+
+
+def test_sixteen_processes_on_a_cold_entry_fetch_once_and_leave_no_lock_file(
+    tmp_path: Path,
+) -> None:
+    """Single flight across processes survives the lock files' removal: whatever the order
+    in which they lock, re-check and remove, one of them fetches and the rest read."""
+    folder = tmp_path / "cache"
+    DiskCache(str(folder)).open().close()
+    fetches = tmp_path / "fetches"
+    worker = textwrap.dedent(
+        f"""
+        import os, sys, time
+        from assume_provider.diskcache.entry import Entry
+        from assume_provider.diskcache.store import DiskCache
+        os.read(0, 1)  # every process waits here until the test closes the pipe
+        cache = DiskCache({str(folder)!r}).open()
+        with cache.lock({KEY!r}):
+            if cache.read({KEY!r}) is None:
+                with open({str(fetches)!r}, "a") as log:
+                    log.write("fetch\\n")
+                now = time.time()
+                cache.write({KEY!r}, Entry("ASIAONE", "s" * 40, "t" * 40, now + 3600, now))
+        """
+    )
+    gate_read, gate_write = os.pipe()
+    processes = [
+        subprocess.Popen([sys.executable, "-c", worker], stdin=gate_read) for _ in range(16)
+    ]
+    os.close(gate_read)
+    os.close(gate_write)  # all of them go at once
+    assert [process.wait(timeout=120) for process in processes] == [0] * 16
+    assert fetches.read_text() == "fetch\n"
+    assert _lock_files(folder) == []
