@@ -116,7 +116,7 @@ def test_cache_hit_imports_neither_botocore_nor_boto3(
     assert run_tool(args, subprocess_env).returncode == 0  # warm the cache
     hit, imported = modules_the_tool_imports(args, subprocess_env)
     assert hit.returncode == 0, hit.stderr
-    assert "assume_provider.cli.cache.store" in imported  # the measurement really covers the tool
+    assert "assume_provider.diskcache.store" in imported  # the measurement really covers the tool
     assert not {name for name in imported if name.split(".")[0] in ("botocore", "boto3")}
     # Nor the command line's own heavier modules: a hit is answered before argparse.
     heavy = {"argparse", "json", "configparser", "typing", "assume_provider.config.settings"}

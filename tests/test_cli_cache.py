@@ -13,16 +13,13 @@ import pytest
 from cli_support import run_tool
 from testbed import TestBed
 
-from assume_provider.cli.cache import key as cli_key
-from assume_provider.cli.cache.store import (
-    CacheUnavailable,
-    DiskCache,
-    Entry,
-    LockTimeout,
-    advisory_window_for,
-)
 from assume_provider.config.inputs import SETTING_NAMES, SettingInputs
-from assume_provider.engine.refresh import advisory_window_for as engine_window
+from assume_provider.diskcache import entry as entry_module
+from assume_provider.diskcache import key as cli_key
+from assume_provider.diskcache.entry import Entry
+from assume_provider.diskcache.lock import LockTimeout
+from assume_provider.diskcache.store import CacheUnavailable, DiskCache
+from assume_provider.engine import schedule
 
 NOW = 1_800_000_000.0
 KEY = "0123456789abcdef0123456789abcdef01234567"
@@ -41,20 +38,19 @@ def test_folder_is_0700_and_files_are_0600_whatever_the_umask(tmp_path: Path) ->
     try:
         cache = _cache(tmp_path / "a" / "cache")
         cache.write(KEY, _entry())
-        with cache.lock(KEY):
-            pass
+        folder = tmp_path / "a" / "cache"
+        with cache.lock(KEY):  # the lock file exists while it is held
+            modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()}
     finally:
         os.umask(old)
-    folder = tmp_path / "a" / "cache"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    for path in folder.iterdir():
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert modes == {f"{KEY}.entry": 0o600, f"{KEY}.lock": 0o600}
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_round_trip_and_freshness_margin_follows_the_engine(tmp_path: Path) -> None:
-    for lifetime in (900, 1200, 1201, 3600, 5400, 5401, 43200):
-        assert advisory_window_for(lifetime) == engine_window(lifetime)
+    # One rule, not a copy kept in step: the cache uses the engine's own function.
+    assert entry_module.advisory_window_for is schedule.advisory_window_for
     cache = _cache(tmp_path)
     cache.write(KEY, _entry(3600))
     hit = cache.read(KEY)
@@ -164,7 +160,8 @@ def test_sixteen_processes_writing_at_once_never_leave_an_unreadable_file(
     writer = textwrap.dedent(
         f"""
         import sys, time
-        from assume_provider.cli.cache.store import DiskCache, Entry
+        from assume_provider.diskcache.entry import Entry
+        from assume_provider.diskcache.store import DiskCache
         cache = DiskCache({str(folder)!r}).open()
         now = time.time()
         n = int(sys.argv[1])
@@ -257,9 +254,8 @@ def test_sweep_deletes_expired_entries_and_dead_writers_temp_files_only(tmp_path
     cache = _cache(folder, now=NOW)
     cache.write("expired" + "0" * 33, _entry(lifetime=3600.0, fetched_at=NOW - 7200))
     cache.write("fresh" + "0" * 35, _entry())
-    lock = cache.lock("expired" + "0" * 33)
-    lock.acquire()
-    lock.release()
+    for orphan in ("expired" + "0" * 33, "fresh" + "0" * 35):  # left by holders that died
+        (folder / f"{orphan}.lock").touch(mode=0o600)
     dead_temp, live_temp = folder / ".x.entry.1.aa.tmp", folder / ".y.entry.2.bb.tmp"
     for temp in (dead_temp, live_temp):
         temp.write_bytes(b"half")
@@ -274,7 +270,6 @@ def test_sweep_deletes_expired_entries_and_dead_writers_temp_files_only(tmp_path
     assert remaining == sorted(
         [
             "fresh" + "0" * 35 + ".entry",
-            "expired" + "0" * 33 + ".lock",  # locks stay: another process may hold one
             live_temp.name,
             foreign.name,
         ]
@@ -295,3 +290,4 @@ def test_a_miss_sweeps_the_folder(aws_env: TestBed, subprocess_env: dict[str, st
     assert result.returncode == 0, result.stderr
     assert [path.suffix for path in folder.glob("*.entry")] == [".entry"]
     assert not (folder / ("old" + "0" * 37 + ".entry")).exists()
+    assert list(folder.glob("*.lock")) == []  # the miss's own lock went with its release

@@ -13,6 +13,7 @@ LAYERS = [
     {"engine"},  # imports nothing of the package
     {"errors", "redaction"},
     {"config"},
+    {"diskcache"},  # the disk cache: the CLI's now, the library's too once it shares (#19)
     {"credentials"},
     {"botocore"},
     {"aio"},  # the aiobotocore view, built on the botocore integration

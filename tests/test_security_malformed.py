@@ -12,8 +12,8 @@ from cli_support import run_tool
 from testbed import Fault, ImdsFault, TestBed
 
 import assume_provider
-from assume_provider.cli.cache.store import Entry
 from assume_provider.credentials.imds import IMDS_MIN_ATTEMPTS
+from assume_provider.diskcache.entry import Entry
 
 PLANTED_KEY_ID = "ASIAPLANTED000000001"
 FIELDS = {

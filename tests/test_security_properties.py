@@ -17,7 +17,6 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assume_provider.cli.cache.store import DiskCache, Entry
 from assume_provider.cli.env_cmd import export_line
 from assume_provider.cli.payload import iso8601
 from assume_provider.config.arns import PARTITIONS, role_arn_problem
@@ -30,6 +29,8 @@ from assume_provider.config.settings import (
     resolve_settings,
     sanitize_session_name,
 )
+from assume_provider.diskcache.entry import Entry
+from assume_provider.diskcache.store import DiskCache
 from assume_provider.errors import ConfigError
 
 STS_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")

@@ -16,8 +16,8 @@ import sys
 from typing import Any
 
 from ..config.inputs import EXPORTED_KEY_ID_VAR
+from ..diskcache.entry import Entry
 from . import common
-from .cache.store import Entry
 from .obtain import obtain
 from .payload import iso8601
 

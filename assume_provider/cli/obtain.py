@@ -13,9 +13,11 @@ import time
 from typing import TYPE_CHECKING, Optional
 
 from ..config.inputs import SettingInputs
+from ..diskcache.entry import Entry
+from ..diskcache.key import key_of
+from ..diskcache.lock import FileLock, LockTimeout
+from ..diskcache.store import CacheUnavailable, DiskCache, warn
 from . import common
-from .cache.key import key_of
-from .cache.store import CacheUnavailable, DiskCache, Entry, FileLock, LockTimeout, warn
 from .payload import iso8601
 from .recursion import check_recursion, mark_for_children
 

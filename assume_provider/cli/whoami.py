@@ -15,8 +15,8 @@ from typing import Any, Optional
 
 from ..config.inputs import SETTING_NAMES, SettingInputs
 from ..config.settings import Settings
+from ..diskcache.key import key_of
 from . import common
-from .cache.key import key_of
 from .obtain import botocore_session, load_cli_settings
 from .payload import iso8601
 from .recursion import check_recursion, mark_for_children

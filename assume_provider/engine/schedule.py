@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .model import TemporaryCredentials
+from .windows import advisory_window_for
 
 __all__ = [
     "JITTER_FRACTION",
@@ -35,15 +36,6 @@ MIN_LIFETIME_FRACTION = 0.25
 #: With prefetch on, callers leave the prefetch thread this long to refresh before they
 #: refresh themselves (it wakes at the window start; they only act if it is late or dead).
 PREFETCH_GRACE = 30.0
-
-
-def advisory_window_for(lifetime: float) -> float:
-    """Size the early window from the lifetime so short credentials last (botocore#2189)."""
-    if lifetime <= 20 * 60:
-        return 5 * 60.0
-    if lifetime <= 90 * 60:
-        return 15 * 60.0
-    return 60 * 60.0
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import os
 import sys
 
 from ...config.inputs import SettingInputs
+from ...diskcache.key import key_of
+from ...diskcache.store import CacheUnavailable, DiskCache
 from ..payload import credential_process_document
-from .key import key_of
-from .store import CacheUnavailable, DiskCache
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -12,13 +12,9 @@ same source with the same STS settings.
 from __future__ import annotations
 
 import os
+from hashlib import sha256
 
-from ...config.inputs import SETTING_NAMES, SettingInputs, visible_access_key_id
-
-try:  # the builtin module costs ~0.6 ms to import; hashlib loads OpenSSL (~2 ms)
-    from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - Python 3.12+ renamed it; any sha256 will do
-    from hashlib import sha256
+from ..config.inputs import SETTING_NAMES, SettingInputs, visible_access_key_id
 
 # typing is not imported at run time: it costs the cache-hit path ~2 ms.
 TYPE_CHECKING = False
