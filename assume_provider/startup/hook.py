@@ -5,8 +5,8 @@ this module is imported only when one of the two variables is set, or an ``ASSUM
 name the package does not know (the line holds the known names: ``config/variables.py``).
 Even then it imports nothing but ``os`` and ``sys`` (already loaded at start-up): it arms a
 one-shot ``sys.meta_path`` finder, and when, and only if, the application imports ``botocore``
-it runs ``assume_provider.install()``, the same code path as a user calling it. If botocore is already
-imported (e.g. the hook is run late by hand), it installs at once.
+it runs ``assume_provider.install()``, the same code path as a user calling it. If botocore is
+already imported (e.g. the hook is run late by hand), it installs at once.
 
 Nothing here may break interpreter start-up or the application's ``import botocore``: any
 failure is kept and raised at credential-resolution time instead, as an error that names
@@ -148,7 +148,7 @@ class _ActivatingLoader:
         _activate(module, self._finder.install)
 
 
-def _activate(botocore: ModuleType, install: bool = True) -> None:
+def _activate(botocore: ModuleType, requested_install: bool = True) -> None:
     """Warn about unknown variables; then, if activation was requested,
     ``assume_provider.install()``, and on failure arrange for the failure to surface later."""
     try:
@@ -157,7 +157,7 @@ def _activate(botocore: ModuleType, install: bool = True) -> None:
         warn_unknown_variables(os.environ)
     except Exception:  # noqa: BLE001, S110 - a warning must never break `import botocore`
         pass
-    if not install:
+    if not requested_install:
         return
     try:
         from ..aio.registration import install  # covers aiobotocore sessions too
