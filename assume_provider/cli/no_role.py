@@ -27,18 +27,24 @@ def no_role_message(inputs: SettingInputs) -> str:
             f"in {where}"
         )
     named = _profiles_needing_their_name(inputs)
-    example = named[0] if named else "NAME"
-    line = f"credential_process = assume-provider credential-process --profile {example}"
-    which = (
-        f"profile {', '.join(repr(name) for name in named)} keeps its role in {key}: "
-        if named
-        else f"a profile that keeps its role in {key} must be named: "
+    advice = (
+        f"no role to assume: give --role-arn, set {env_var('role_arn')}, or name a profile "
+        f"that has {key} with --profile NAME (none was named, so {where} was read)"
     )
+    if named:
+        return (
+            f"{advice}; profile {', '.join(repr(name) for name in named)} keeps its role in "
+            f"{key}, but the AWS CLI and SDKs do not tell a credential_process its profile: "
+            f"write its line as '{_line(named[0])}'"
+        )
     return (
-        f"no role to assume in {where}, the profile used when none is named; the AWS CLI "
-        f"and SDKs do not tell a credential_process its profile, so {which}"
-        f"write its line as '{line}' (or give --role-arn, or set {env_var('role_arn')})"
+        f"{advice}; the AWS CLI and SDKs do not tell a credential_process its profile: "
+        f"write its line as '{_line('NAME')}'"
     )
+
+
+def _line(profile: str) -> str:
+    return f"credential_process = assume-provider credential-process --profile {profile}"
 
 
 def _profiles_needing_their_name(inputs: SettingInputs) -> list[str]:
