@@ -43,13 +43,13 @@ def test_a_busy_port_says_a_server_may_run_there_and_names_port_and_creates_no_t
     status, lines = _serve(subprocess_env, aws_env.world.target_role_arn, busy_port, token_file)
 
     assert status == 1
+    assert not token_file.exists()
+    assert not (tmp_path / "new-folder").exists()  # nor the folders made for it
     assert len(lines) == 1 and lines[0].startswith(ERROR), lines
     message = lines[0]
     assert f"cannot listen on 127.0.0.1:{busy_port}" in message
     assert "assume-provider serve started earlier" in message
     assert "--port PORT" in message and "--port 0" in message
-    assert not token_file.exists()
-    assert not (tmp_path / "new-folder").exists()  # nor the folders made for it
     assert aws_env.proxy.count() == 0
 
 
