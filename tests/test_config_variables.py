@@ -6,6 +6,7 @@ nothing when every such variable is known."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -38,6 +39,7 @@ EXAMPLES = set(MISSPELT) | {"ASSUME_PROVIDER_SESSIONNAME"}
 def fresh(monkeypatch: pytest.MonkeyPatch) -> None:
     """A process that has reported nothing yet."""
     monkeypatch.setattr(variables, "_reported", set())
+    monkeypatch.setattr(variables, "_scanned_size", -1)
 
 
 def _resolve(environ: dict[str, str]) -> None:
@@ -109,6 +111,20 @@ def test_the_startup_line_knows_the_same_names() -> None:
     known = re.search(r'not in "\|([A-Z0-9_|]+)\|"', line)
     assert known is not None, line
     assert {f"ASSUME_PROVIDER_{name}" for name in known.group(1).split("|")} == variables.KNOWN
+
+
+def test_os_environ_is_scanned_again_when_it_gains_a_variable(
+    fresh: None, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("ASSUME_PROVIDER_")]:
+        monkeypatch.delenv(name)
+    with caplog.at_level(logging.WARNING, logger="assume_provider"):
+        variables.warn_unknown_variables()
+        monkeypatch.setenv("ASSUME_PROVIDER_ROLEARN", ROLE)
+        variables.warn_unknown_variables()
+        variables.warn_unknown_variables()
+    (line,) = _warnings(caplog)
+    assert "ASSUME_PROVIDER_ROLEARN" in line
 
 
 def test_the_scan_is_all_it_costs_when_none_is_set() -> None:
