@@ -110,6 +110,19 @@ def test_unrecognised_words_before_the_subcommand_are_left_where_they_are() -> N
     assert argv.subcommand_first(["--t", "x", "env"]) == ["--t", "x", "env"]  # ambiguous
 
 
+def test_a_misspelt_command_after_settings_is_named_not_the_setting_value(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    refused = _refusal(["--role-arn", ROLE, "whoam"], capsys)
+    assert "invalid choice: 'whoam'" in refused and ROLE not in refused
+
+
+def test_settings_without_a_command_print_the_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    refused = _refusal(["--role-arn", ROLE, "--debug"], capsys)
+    assert refused.startswith("usage: assume-provider")
+    assert refused.splitlines()[-1].endswith("no command given; choose one of those above")
+
+
 # -- end to end, one run per subcommand -----------------------------------------------------
 
 

@@ -49,20 +49,34 @@ def _option(word: str) -> str | None:
 def subcommand_first(argv: Sequence[str]) -> list[str]:
     """``argv`` with the settings before the subcommand moved just after it (order kept).
 
-    Anything it does not recognise before the subcommand (``--help``, ``--version``, a typo)
-    leaves ``argv`` as it is, for argparse to answer as before.
+    The first word after the settings is taken as the subcommand even when it is not one
+    (``--role-arn ARN whoam``), so that argparse's "invalid choice" names that word and not
+    the ARN. Anything else it does not recognise before the subcommand (``--help``,
+    ``--version``, a misspelt option) leaves ``argv`` as it is, for argparse to answer.
     """
     words = list(argv)
+    position = _end_of_settings(words)
+    if position is None or position == 0 or position == len(words):
+        return words
+    return [words[position], *words[:position], *words[position + 1 :]]
+
+
+def settings_only(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` is nothing but settings: a command line that forgot its command."""
+    return bool(argv) and _end_of_settings(argv) == len(argv)
+
+
+def _end_of_settings(words: Sequence[str]) -> int | None:
+    """Where the settings at the start of ``words`` end (at the first word not an option),
+    or None when an option there is not one of them."""
     position = 0
     while position < len(words):
         word = words[position]
-        if word in COMMANDS:
-            if position == 0:
-                return words
-            return [word, *words[:position], *words[position + 1 :]]
+        if not word.startswith("-"):
+            return position
         option = _option(word)
         if option is None:
-            return words
+            return None
         takes_value = option in SETTINGS_WITH_A_VALUE and "=" not in word
         position += 2 if takes_value else 1
-    return words
+    return min(position, len(words))

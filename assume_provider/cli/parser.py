@@ -9,7 +9,7 @@ from typing import NoReturn, Optional
 
 from .. import __version__
 from . import common
-from .argv import subcommand_first
+from .argv import settings_only, subcommand_first
 
 # Each subcommand module exposes ``add_parser(subparsers, parents)``, which registers its
 # parser with ``set_defaults(handler=...)``. The handler takes the parsed namespace and
@@ -89,6 +89,8 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     """The parsed command line; settings before the subcommand mean what they mean after it."""
     words = subcommand_first(argv)
+    if settings_only(words):
+        words = []  # the usage, and "no command given", rather than an ARN as the command
     return build_parser(_named_command(words)).parse_args(words)
 
 
