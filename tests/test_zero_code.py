@@ -376,3 +376,47 @@ def test_start_file_names_the_entry_point() -> None:
 )
 def test_requested(environ: dict[str, str], expected: bool) -> None:
     assert _bootstrap.requested(environ) is expected
+
+
+# -- an ASSUME_PROVIDER_* variable the package does not know ---------------------------------
+
+
+def test_a_misspelt_variable_warns_once_when_botocore_is_imported(
+    venv: Venv, env: dict[str, str], testbed: TestBed
+) -> None:
+    env["ASSUME_PROVIDER_ROLEARN"] = testbed.world.target_role_arn
+    started = venv.run(["python", "-c", "pass"], env)
+    assert (started.returncode, started.stdout, started.stderr) == (0, "", "")  # no botocore
+    done = venv.script(IDENTITY + "\nimport boto3; boto3.Session().client('sts')", env)
+    assert ok(done) == testbed.world.instance_session_arn  # nothing else changes
+    assert done.stderr.splitlines() == [
+        "unknown environment variable ASSUME_PROVIDER_ROLEARN (did you mean "
+        "ASSUME_PROVIDER_ROLE_ARN?): assume-provider ignores it"
+    ]
+    aws = venv.run(["aws", "sts", "get-caller-identity", "--output", "json"], env)
+    assert json.loads(ok(aws))["Arn"] == testbed.world.instance_session_arn
+    assert "ASSUME_PROVIDER_ROLEARN (did you mean ASSUME_PROVIDER_ROLE_ARN?)" in aws.stderr
+
+
+def test_a_misspelt_variable_beside_the_role_warns_once_and_the_role_applies(
+    venv: Venv, role_env: dict[str, str], testbed: TestBed
+) -> None:
+    role_env["ASSUME_PROVIDER_DURATION"] = "900"
+    done = venv.script(IDENTITY, role_env)
+    assert ok(done) == target_arn(testbed)
+    assert len(done.stderr.splitlines()) == 1
+    assert "ASSUME_PROVIDER_DURATION (did you mean ASSUME_PROVIDER_DURATION_SECONDS?)" in (
+        done.stderr
+    )
+
+
+def test_known_variables_only_say_nothing_and_import_nothing_at_start(
+    venv: Venv, env: dict[str, str], testbed: TestBed
+) -> None:
+    env["ASSUME_PROVIDER_EXPORTED_KEY_ID"] = "AKIDNOTOURS"
+    env["ASSUME_PROVIDER_DURATION_SECONDS"] = "900"
+    done = venv.script(IDENTITY, env)
+    assert (ok(done), done.stderr) == (testbed.world.instance_session_arn, "")
+    started = venv.run(["python", "-X", "importtime", "-c", "pass"], env)
+    modules = [line.rsplit("|", 1)[-1].strip() for line in started.stderr.splitlines()]
+    assert modules and not [m for m in modules if m.startswith("assume_provider")]

@@ -1,7 +1,8 @@
 """The ``assume-provider`` command line: a thin caller of the library.
 
 Import cost matters here (``credential-process`` runs on every ``aws`` call): this module
-imports nothing but ``sys``; a ``credential-process`` answered from the disk cache never
+imports nothing but ``sys`` (and the argument order and variable checks, which import no
+more than the cache-hit path does); a ``credential-process`` answered from the disk cache never
 imports argparse, botocore or boto3 (``cache_hit``), and everything else goes through the
 argparse command line (``parser``).
 """
@@ -17,8 +18,10 @@ if TYPE_CHECKING:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["credential-process"]:
+    from .argv import subcommand_first
+
+    args_list = subcommand_first(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["credential-process"] and not _unknown_variables():
         from .cache.hit import serve_from_cache
 
         status = serve_from_cache(args_list[1:])
@@ -27,6 +30,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .parser import run
 
     return run(args_list)
+
+
+def _unknown_variables() -> bool:
+    """An unknown ASSUME_PROVIDER_* variable: the full command line says so (one line)."""
+    from ..config.variables import unknown_variables
+
+    return bool(unknown_variables())
 
 
 def console_main() -> None:

@@ -35,7 +35,9 @@ def add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> N
 
 
 def settings_parent_parser() -> argparse.ArgumentParser:
-    """The settings every subcommand accepts, named as in the library."""
+    """The settings every subcommand but ``template`` accepts, named as in the library (the
+    disk cache's options are only offered by the subcommands that use it: add_cache_options).
+    """
     parent = argparse.ArgumentParser(add_help=False)
     add_global_options(parent, top_level=False)
     group = parent.add_argument_group("settings (override environment and config file)")
@@ -56,9 +58,6 @@ def settings_parent_parser() -> argparse.ArgumentParser:
     group.add_argument("--session-name", help="role session name")
     group.add_argument("--duration-seconds", help="requested duration of each hop")
     group.add_argument("--profile", help="AWS config profile to read settings from")
-    group.add_argument(
-        "--cache-dir", help="disk cache folder (default ~/.aws/assume-provider/cache)"
-    )
     params = parent.add_argument_group("session parameters (override environment and config file)")
     params.add_argument(
         "--source-identity", metavar="ID", help="SourceIdentity set on the first hop"
@@ -115,8 +114,13 @@ SINGLE_OPTIONS = (
 )
 
 
-def add_no_cache_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+def add_cache_options(parser: argparse.ArgumentParser) -> None:
+    """``--cache-dir`` and ``--no-cache``, for the subcommands that use the disk cache."""
+    group = parser.add_argument_group("disk cache")
+    group.add_argument(
+        "--cache-dir", help="disk cache folder (default ~/.aws/assume-provider/cache)"
+    )
+    group.add_argument(
         "--no-cache",
         action="store_true",
         help="neither read nor write the disk cache (always call STS)",
@@ -191,6 +195,11 @@ def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
     debug = bool(getattr(args, "debug", False))
     configure_logging(debug)
     try:
+        import os
+
+        from ..config.variables import warn_unknown_variables
+
+        warn_unknown_variables(os.environ)  # one line, in this tool's warning format
         return handler(args)
     except KeyboardInterrupt:
         return 130

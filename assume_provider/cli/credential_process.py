@@ -25,7 +25,7 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
             "Repeated calls are served from the disk cache while the credentials stay valid."
         ),
     )
-    common.add_no_cache_option(parser)
+    common.add_cache_options(parser)
     parser.set_defaults(handler=run)
 
 

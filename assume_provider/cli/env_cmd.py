@@ -21,7 +21,8 @@ from . import common
 from .obtain import obtain
 from .payload import iso8601
 
-SHELLS = ("sh", "fish", "powershell")
+# bash and zsh read sh's export lines as they are: they are accepted as names for sh.
+SHELLS = ("sh", "bash", "zsh", "fish", "powershell")
 
 # What `--unset` removes. AWS_DEFAULT_REGION is left alone: it is usually the user's own.
 CREDENTIAL_VARIABLES = (
@@ -45,7 +46,7 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--unset", action="store_true", help="print the lines that remove the variables instead"
     )
-    common.add_no_cache_option(parser)
+    common.add_cache_options(parser)
     parser.set_defaults(handler=run)
 
 

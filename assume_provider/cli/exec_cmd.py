@@ -58,7 +58,7 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         description="Run CMD with the role chain's credentials in its environment.",
         usage="assume-provider exec [options] -- CMD [ARG...]",
     )
-    common.add_no_cache_option(parser)
+    common.add_cache_options(parser)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
     parser.set_defaults(handler=run)
 

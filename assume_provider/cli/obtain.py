@@ -31,17 +31,13 @@ LOCK_TIMEOUT = 30.0
 
 def load_cli_settings(inputs: SettingInputs) -> Settings:
     """Validated settings for a subcommand; ConfigError (exit 2) if no role is configured."""
-    from ..config.inputs import config_key, env_var
     from ..config.settings import Origin, resolve_settings
     from ..errors import ConfigError
+    from .no_role import no_role_message
 
     settings = resolve_settings(inputs, argument_origin=Origin.option)
     if not settings.active:
-        raise ConfigError(
-            f"no role to assume: give --role-arn, set {env_var('role_arn')}, or set "
-            f"{config_key('role_arn')} in profile '{inputs.profile.name}' of "
-            f"{inputs.files.config_path}"
-        )
+        raise ConfigError(no_role_message(inputs))
     return settings
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, Optional
 
 from .. import __version__
 from . import common
+from .argv import settings_only, subcommand_first
 
 # Each subcommand module exposes ``add_parser(subparsers, parents)``, which registers its
 # parser with ``set_defaults(handler=...)``. The handler takes the parsed namespace and
@@ -33,20 +35,29 @@ _MODULE_OF_COMMAND = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with usage errors in this tool's one-line format and exit status 2."""
+    """argparse, with usage errors in this tool's one-line format and exit status 2.
+
+    A missing command (a bare ``assume-provider``, or ``template`` without its kind) is a
+    usage error too, but the one line alone would leave a newcomer guessing: the parser's
+    whole help goes before it, on stderr like the error.
+    """
 
     def error(self, message: str) -> NoReturn:
+        if message.startswith(_MISSING_COMMAND):
+            self.print_help(sys.stderr)
+            sys.stderr.write("\n")
+            message = "no command given; choose one of those above"
         common.print_error(message)
         raise SystemExit(common.EXIT_USAGE)
 
 
+# argparse's message when a required subcommand is missing.
+_MISSING_COMMAND = "the following arguments are required: "
+
+
 def _named_command(argv: Sequence[str]) -> Optional[str]:
-    """The subcommand named on the command line (the first word not an option), if known."""
-    for word in argv:
-        if word == "--debug":
-            continue
-        return word if word in _MODULE_OF_COMMAND else None
-    return None
+    """The subcommand, once ``subcommand_first`` has put it first (None when unknown)."""
+    return argv[0] if argv and argv[0] in _MODULE_OF_COMMAND else None
 
 
 def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
@@ -56,6 +67,10 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="assume-provider",
         description="Chained IAM AssumeRole credentials for the AWS CLI, shells and SDKs.",
+        epilog=(
+            "Settings (--role-arn, --profile, ...) and --debug go before or after COMMAND; "
+            "`assume-provider COMMAND --help` lists the ones COMMAND takes."
+        ),
     )
     common.add_global_options(parser, top_level=True)
     parser.add_argument(
@@ -63,7 +78,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
-    parents = [common.settings_parent_parser()]
+    parents = [common.settings_parent_parser()]  # --cache-dir: common.add_cache_options
     modules = (_MODULE_OF_COMMAND[only],) if only else _SUBCOMMAND_MODULES
     for name in modules:
         module = importlib.import_module(f"{__package__}.{name}")
@@ -71,8 +86,15 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The parsed command line; settings before the subcommand mean what they mean after it."""
+    words = subcommand_first(argv)
+    if settings_only(words):
+        words = []  # the usage, and "no command given", rather than an ARN as the command
+    return build_parser(_named_command(words)).parse_args(words)
+
+
 def run(argv: Sequence[str]) -> int:
-    parser = build_parser(_named_command(argv))
-    args = parser.parse_args(list(argv))
+    args = parse_arguments(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return common.run_handler(handler, args)

@@ -9,6 +9,7 @@ credentials in the background; wait for SIGTERM or SIGINT and exit 0.
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import logging
 import os
@@ -79,22 +80,28 @@ def run(args: argparse.Namespace) -> int:
     inputs = SettingInputs.from_environment(common.settings_arguments(args), os.environ, profile)
     settings = load_cli_settings(inputs)
     token_file = os.path.abspath(os.path.expanduser(args.token_file))
+    # A token file this start creates is removed again if the start fails: a failed start
+    # leaves nothing behind (an existing file is only read, and stays as it was).
+    created = _missing_parts(token_file)
     token = load_or_create_token(token_file)
-
-    common.drop_warnings_of(ENGINE_LOGGER)
-    # The event loop answers requests in microseconds, but a refresh (botocore building and
-    # parsing an AssumeRole in a worker thread) holds the GIL for up to the switch interval
-    # each time the loop wants it back: 5 ms by default, which stacked to 20-60 ms answers
-    # during a refresh (benchmarks/server_load.py). 0.5 ms keeps the loop's turn short.
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-    raise_open_file_limit()  # the server's connection cap follows the limit in force
-    default = Route("/", settings, botocore_session(profile))
-    routes = RouteTable(default, environ=os.environ, log=_say)
     try:
-        server = CredentialHTTPServer(args.host, args.port, token, routes)
-    except OSError as exc:
-        routes.close()
-        raise OSError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        common.drop_warnings_of(ENGINE_LOGGER)
+        # The event loop answers requests in microseconds, but a refresh (botocore building
+        # and parsing an AssumeRole in a worker thread) holds the GIL for up to the switch
+        # interval each time the loop wants it back: 5 ms by default, which stacked to 20-60
+        # ms answers during a refresh (benchmarks/server_load.py). 0.5 ms keeps it short.
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+        raise_open_file_limit()  # the server's connection cap follows the limit in force
+        default = Route("/", settings, botocore_session(profile))
+        routes = RouteTable(default, environ=os.environ, log=_say)
+        try:
+            server = CredentialHTTPServer(args.host, args.port, token, routes)
+        except OSError as exc:
+            routes.close()
+            raise OSError(_cannot_listen(args.host, args.port, exc)) from None
+    except BaseException:
+        _remove_created(created)
+        raise
     _forget_own_container_settings(server.url)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -117,6 +124,42 @@ def run(args: argparse.Namespace) -> int:
         server.server_close()
         routes.close(wait=False)  # exit at once, even with a refresh waiting on STS
     return common.EXIT_OK
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """The bind failure in words; a busy port is most often this server, started before."""
+    reason = exc.strerror or str(exc)
+    if exc.errno != errno.EADDRINUSE:
+        return f"cannot listen on {host}:{port}: {reason}"
+    return (
+        f"cannot listen on {host}:{port}: {reason}: another program, perhaps an "
+        "assume-provider serve started earlier, is listening there; stop it, or choose "
+        "another port with --port PORT (--port 0 picks a free one)"
+    )
+
+
+def _missing_parts(path: str) -> list[str]:
+    """The file and the folders above it that do not exist yet, the file first."""
+    missing = []
+    while not os.path.lexists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
+
+
+def _remove_created(paths: list[str]) -> None:
+    """Remove what a failed start created (the token file, then its new folders if empty)."""
+    for position, path in enumerate(paths):
+        try:
+            if position == 0:
+                os.unlink(path)
+            else:
+                os.rmdir(path)
+        except OSError:
+            return
 
 
 def _warm_up(routes: Any) -> None:

@@ -35,6 +35,7 @@ SETTING_NAMES = (
     "policy",
     "sts_fallback_regions",
 )
+ROLE_ARN = "role_arn"
 ENV_PREFIX = "ASSUME_PROVIDER_"
 CONFIG_PREFIX = "assume_provider_"
 DEFAULT_CACHE_DIR = os.path.join("~", ".aws", "assume-provider", "cache")
@@ -117,6 +118,8 @@ class SettingInputs:
             return self.arguments[name], ARGUMENT
         value = self.environ.get(env_var(name))
         if value is not None and value.strip():
+            if name == ROLE_ARN and self.profile_opts_out():
+                return None, CONFIG
             return value, ENVIRONMENT
         key = config_key(name)
         if self.files.may_define(key):
@@ -124,6 +127,17 @@ class SettingInputs:
             if found is not None and (not isinstance(found, str) or found.strip()):
                 return found, CONFIG
         return None, DEFAULT
+
+    def profile_opts_out(self) -> bool:
+        """Whether the active profile keeps itself out: ``assume_provider_role_arn`` present
+        and empty. A host-wide ASSUME_PROVIDER_ROLE_ARN then does not apply to it (an explicit
+        argument or ``--role-arn`` still does), so a profile with credentials of its own
+        (an admin role, SSO) is not made the source of the variable's chain."""
+        key = config_key(ROLE_ARN)
+        if not self.files.may_define(key):
+            return False
+        found = (self.profile_values() or {}).get(key)
+        return isinstance(found, str) and not found.strip()
 
     def raw(self, name: str) -> Any:
         return self.lookup(name)[0]

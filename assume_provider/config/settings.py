@@ -20,6 +20,7 @@ from typing import Any, Optional, Union
 from . import inputs
 from .arns import role_arn_problem
 from .inputs import SETTING_NAMES, SettingInputs, cache_folder, config_key, env_var
+from .own_credentials import warn_if_profile_taken_over
 from .session_params import (
     POLICY,
     POLICY_ARNS,
@@ -35,6 +36,7 @@ from .session_params import (
     parse_transitive_tag_keys,
     string_list,
 )
+from .variables import warn_unknown_variables
 
 ROLE_ARN = "role_arn"
 SOURCE = "source"
@@ -307,13 +309,16 @@ def resolve_settings(
             f"file {given.files.config_path} or the credentials file "
             f"{given.files.credentials_path}"
         )
+    warn_unknown_variables(given.environ)
     raw: dict[str, tuple[Any, Origin]] = {}
+    places: dict[str, str] = {}
     for name in SETTING_NAMES:
         value, place = given.lookup(name)
         origin = Origin.of(place, name, profile.name, given.files.config_path, argument_origin)
         raw[name] = (value, origin)
+        places[name] = place
     tags = parse_tags(*raw[TAGS])
-    return Settings(
+    settings = Settings(
         role_arns=parse_role_chain(*raw[ROLE_ARN]),
         source=parse_source(*raw[SOURCE]),
         external_id=parse_external_id(*raw[EXTERNAL_ID]),
@@ -331,3 +336,6 @@ def resolve_settings(
         sts_fallback_regions=parse_fallback_regions(*raw[STS_FALLBACK_REGIONS]),
         origins={name: origin for name, (_, origin) in raw.items()},
     )
+    if settings.active:
+        warn_if_profile_taken_over(given, places[ROLE_ARN])
+    return settings

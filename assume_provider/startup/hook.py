@@ -1,11 +1,12 @@
 """Zero-code activation: the start-up hook behind ``assume_provider_startup.pth`` / ``.start``.
 
-The ``.pth`` line (run by ``site`` at every interpreter start) only looks at two environment
-variables; this module is imported only when one of them is set. Even then it imports nothing
-but ``os`` and ``sys`` (already loaded at start-up): it arms a one-shot ``sys.meta_path``
-finder, and when, and only if, the application imports ``botocore`` it runs
-``assume_provider.install()``, the same code path as a user calling it. If botocore is already
-imported (e.g. the hook is run late by hand), it installs at once.
+The ``.pth`` line (run by ``site`` at every interpreter start) only looks at the environment;
+this module is imported only when one of the two variables is set, or an ``ASSUME_PROVIDER_*``
+name the package does not know (the line holds the known names: ``config/variables.py``).
+Even then it imports nothing but ``os`` and ``sys`` (already loaded at start-up): it arms a
+one-shot ``sys.meta_path`` finder, and when, and only if, the application imports ``botocore``
+it runs ``assume_provider.install()``, the same code path as a user calling it. If botocore is
+already imported (e.g. the hook is run late by hand), it installs at once.
 
 Nothing here may break interpreter start-up or the application's ``import botocore``: any
 failure is kept and raised at credential-resolution time instead, as an error that names
@@ -47,27 +48,48 @@ def requested(environ: Mapping[str, str] = os.environ) -> bool:
 
 
 def start() -> None:
-    """Entry point of the ``.pth`` line and the PEP 829 ``.start`` file. Never raises."""
+    """Entry point of the ``.pth`` line and the PEP 829 ``.start`` file. Never raises.
+
+    Also armed, without activating, when an ``ASSUME_PROVIDER_*`` variable is set that the
+    package does not know (``ASSUME_PROVIDER_ROLEARN``): then importing botocore logs one
+    warning naming it and the closest known one, and changes nothing else.
+    """
     global _armed
-    if _armed or not requested():
+    if _armed:
         return
-    _armed = True
     try:
+        install = requested()
+        if not install and not _unknown_variable_set():
+            return
+        _armed = True
         botocore = sys.modules.get(_TARGET)
         if botocore is not None:
-            _activate(botocore)
+            _activate(botocore, install)
         else:
-            sys.meta_path.insert(0, _BotocoreFinder())
+            sys.meta_path.insert(0, _BotocoreFinder(install))
     except Exception:  # noqa: BLE001, S110 - start-up must go on; nothing to report it to
         pass
+
+
+def _unknown_variable_set() -> bool:
+    # The scan alone when no variable of ours is set (PEP 829 calls start() at every start).
+    if not any(name.startswith(_PREFIX) for name in os.environ):
+        return False
+    from ..config.variables import unknown_variables
+
+    return bool(unknown_variables(os.environ))
+
+
+_PREFIX = "ASSUME_PROVIDER_"
 
 
 class _BotocoreFinder:
     """Fires once, when ``botocore`` is first imported (also when the AWS CLI v1 >= 1.46
     serves its vendored copy under that name through its own meta-path finder)."""
 
-    def __init__(self) -> None:
+    def __init__(self, install: bool = True) -> None:
         self._searching = False
+        self.install = install
 
     def find_spec(
         self, fullname: str, path: Optional[Sequence[str]], target: Optional[ModuleType] = None
@@ -123,11 +145,20 @@ class _ActivatingLoader:
             sys.meta_path.remove(self._finder)
         except ValueError:
             pass
-        _activate(module)
+        _activate(module, self._finder.install)
 
 
-def _activate(botocore: ModuleType) -> None:
-    """``assume_provider.install()``; on failure, arrange for the failure to surface later."""
+def _activate(botocore: ModuleType, requested_install: bool = True) -> None:
+    """Warn about unknown variables; then, if activation was requested,
+    ``assume_provider.install()``, and on failure arrange for the failure to surface later."""
+    try:
+        from ..config.variables import warn_unknown_variables
+
+        warn_unknown_variables(os.environ)
+    except Exception:  # noqa: BLE001, S110 - a warning must never break `import botocore`
+        pass
+    if not requested_install:
+        return
     try:
         from ..aio.registration import install  # covers aiobotocore sessions too
 
