@@ -153,3 +153,19 @@ def test_ctrl_c_stops_the_sandbox_and_its_servers(sandbox: Sandbox) -> None:
     for endpoint in endpoints:
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((endpoint.hostname, endpoint.port), timeout=30).close()
+
+
+def test_scripts_demo_refuses_an_unknown_option_before_installing(tmp_path: Path) -> None:
+    """`./scripts/demo --sandbox` is the way in; a typo gets the usage, not a venv."""
+    venv = tmp_path / "venv-demo"
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "demo"), "--sandbx"],
+        env={"PATH": os.environ["PATH"], "ASSUME_PROVIDER_DEMO_VENV": str(venv)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "usage: ./scripts/demo [--sandbox]\n"
+    assert not venv.exists()
