@@ -5,8 +5,9 @@ the "application" is a separate Python process that knows nothing about roles: i
 boto3. The provider is switched on the way a user would: `assume_provider.install()` in the
 bootstrap, with the role chain in ASSUME_PROVIDER_ROLE_ARN. Then the host credential
 server: `assume-provider serve --port 0` in the background, and clients given only its two
-variables (the same boto3 application, and `aws sts get-caller-identity` when the AWS CLI is
-installed next to this interpreter: ./scripts/demo does not install it).
+variables (the same boto3 application, and `aws sts get-caller-identity`: ./scripts/demo
+installs the AWS CLI v1 next to this interpreter; run directly elsewhere without it, the demo
+skips that client).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ PROJECT_FILES = (
     "pyproject.toml",
     "MANIFEST.in",
     "README.md",
+    "docs",  # MANIFEST.in puts the README's linked pages in the sdist
 )
 
 
