@@ -100,13 +100,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _is_core_or_cli(item.path):
             item.add_marker(pytest.mark.core_cli)
-        if config.getoption("--core-cli") and item.get_closest_marker("terminal"):
-            # A job shell on a pseudo-terminal, timing-sensitive on a loaded machine (CI runs
-            # the other Pythons' jobs beside the main one): these run in the main job only.
-            item.add_marker(
-                pytest.mark.skip(reason="pseudo-terminal job-control tests run in the main job")
-            )

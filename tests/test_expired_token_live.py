@@ -56,7 +56,7 @@ def test_requests_in_flight_when_their_key_was_replaced_are_retried_without_anot
         sent_once.value = True
         all_signed.wait()
         if threading.current_thread().name != "first":
-            first_finished.wait(30)
+            assert first_finished.wait(60), "the first thread never finished"
 
     session.events.register("before-send.dynamodb.GetItem", hold_first_attempts)
     clients = {name: session.client("dynamodb") for name in ("first", "second", "third")}
@@ -73,6 +73,7 @@ def test_requests_in_flight_when_their_key_was_replaced_are_retried_without_anot
     for thread in threads:
         thread.start()
     threads[0].join(60)
+    assert not threads[0].is_alive(), "the first thread hung"
     # The other two K1 requests, and only they: a retry signed with K2 may come first.
     aws_env.proxy.inject(EXPIRED, action="GetItem", times=2, access_key_id=old_key)
     first_finished.set()
@@ -92,8 +93,9 @@ def test_requests_in_flight_when_their_key_was_replaced_are_retried_without_anot
 
 
 def test_three_requests_rejected_together_succeed_after_one_refresh(aws_env: TestBed) -> None:
-    """All three K1 requests are answered ExpiredToken before any retry: the ones that find
-    K1 still current invalidate it, and the engine refreshes once for all of them."""
+    """All three K1 requests are answered ExpiredToken (a retry signed with K2 may arrive
+    before one of them): the ones that find K1 still current invalidate it, and the engine
+    refreshes once for all of them."""
     assume_provider.install(role_arn=aws_env.world.target_role_arn)
     session = boto3.Session()
     client = session.client("dynamodb")
@@ -109,7 +111,9 @@ def test_three_requests_rejected_together_succeed_after_one_refresh(aws_env: Tes
             all_signed.wait()
 
     client.meta.events.register("before-send.dynamodb.GetItem", hold_first_attempts)
-    aws_env.proxy.inject(EXPIRED, action="GetItem", times=3)
+    # Only K1 requests are rejected: once the barrier opens, a thread's retry signed with K2
+    # may reach the proxy before another thread's K1 request (a loaded machine orders it so).
+    aws_env.proxy.inject(EXPIRED, action="GetItem", times=3, access_key_id=old_key)
     results: list[Any] = []
 
     def call() -> None:

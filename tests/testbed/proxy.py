@@ -77,6 +77,7 @@ class Fault:
     body: bytes = b""
     content_type: str = "text/xml"
     seconds: float = 0.0
+    gate: threading.Event | None = field(default=None, compare=False)  # see hold()
 
     @classmethod
     def throttle(cls) -> Fault:
@@ -97,6 +98,13 @@ class Fault:
     def delay(cls, seconds: float) -> Fault:
         """Wait, then forward normally (for read-timeout and concurrency tests)."""
         return cls("delay", seconds=seconds)
+
+    @classmethod
+    def hold(cls, gate: threading.Event, limit: float = 60.0) -> Fault:
+        """Forward normally once the test sets ``gate`` (or after ``limit`` seconds): a slow
+        call that lasts exactly until the test has seen what it waits for, however loaded
+        the machine. Pair with ``ReverseProxy.wait_for_count`` to know the call has arrived."""
+        return cls("delay", seconds=limit, gate=gate)
 
     @classmethod
     def drop(cls) -> Fault:
@@ -175,6 +183,7 @@ class ReverseProxy:
         parts = urlsplit(upstream_url)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified for each request recorded
         self._records: list[RecordedRequest] = []
         self._injections: list[Injection] = []
         self._server = BackgroundServer(partial(_ProxyHandler, proxy=self), name="aws-proxy")
@@ -207,6 +216,27 @@ class ReverseProxy:
     def count(self, action: str | None = None, service: str | None = None) -> int:
         """Requests that reached the proxy, faulted ones included (they are attempts)."""
         return len(self.calls(action=action, service=service))
+
+    def wait_for_count(
+        self,
+        count: int,
+        action: str | None = None,
+        service: str | None = None,
+        timeout: float = 60.0,
+    ) -> bool:
+        """Block until ``count`` requests matching action and service have arrived (False
+        after ``timeout`` seconds): waiting for a request without polling or sleeping."""
+
+        def arrived() -> bool:
+            matching = [
+                r for r in self._records
+                if (action is None or r.action == action)
+                and (service is None or r.service == service)
+            ]
+            return len(matching) >= count
+
+        with self._arrived:
+            return self._arrived.wait_for(arrived, timeout)
 
     # -- faults ------------------------------------------------------------------------
 
@@ -259,6 +289,7 @@ class ReverseProxy:
                     break
             self._injections = [i for i in self._injections if not i.exhausted]
             self._records.append(RecordedRequest(fault=fault.name if fault else None, **record))
+            self._arrived.notify_all()
             return fault
 
     def _forward(
@@ -333,7 +364,9 @@ class _ProxyHandler(QuietHandler):
         )
         try:
             if fault is None or fault.kind == "delay":
-                if fault is not None:
+                if fault is not None and fault.gate is not None:
+                    fault.gate.wait(fault.seconds)  # held until the test lets it go
+                elif fault is not None:
                     time.sleep(fault.seconds)  # the one deliberate sleep: an injected delay
                 self._relay(body)
             elif fault.kind == "drop":
