@@ -120,7 +120,7 @@ def test_a_misspelt_command_after_settings_is_named_not_the_setting_value(
 def test_settings_without_a_command_print_the_usage(capsys: pytest.CaptureFixture[str]) -> None:
     refused = _refusal(["--role-arn", ROLE, "--debug"], capsys)
     assert refused.startswith("usage: assume-provider")
-    assert refused.splitlines()[-1].endswith("no command given; choose one of those above")
+    assert refused.splitlines()[-1].endswith("no COMMAND given; choose one of those above")
 
 
 # -- end to end, one run per subcommand -----------------------------------------------------
@@ -184,7 +184,7 @@ def test_a_bare_command_prints_the_usage_and_exits_2(subprocess_env: dict[str, s
     assert lines[0].startswith("usage: assume-provider")
     for command in argv.COMMANDS:
         assert f"    {command}" in done.stderr
-    assert lines[-1] == "assume-provider: error: no command given; choose one of those above"
+    assert lines[-1] == "assume-provider: error: no COMMAND given; choose one of those above"
 
 
 def test_template_without_its_kind_prints_its_usage(subprocess_env: dict[str, str]) -> None:

@@ -487,7 +487,6 @@ def test_cli_prints_the_template(capsys: pytest.CaptureFixture[str]) -> None:
         ),
         (["target-role", "--trusted-role-arn", WORKLOAD_ROLE], "--table"),  # argparse: missing
         (["source-role", "--target-role-arn", "nope"], "--target-role-arn"),
-        ([], "KIND"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_error_line(
@@ -500,6 +499,17 @@ def test_cli_bad_input_exits_2_with_one_error_line(
     assert len(lines) == 1, captured.err
     assert lines[0].startswith("assume-provider: error: ")
     assert named in lines[0]
+
+
+def test_cli_without_a_kind_prints_the_usage_then_one_error_line_naming_kind(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _main(["template"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "target-role" in captured.err and "source-role" in captured.err  # the usage
+    last = captured.err.splitlines()[-1]
+    assert last == "assume-provider: error: no KIND given; choose one of those above"
 
 
 def test_python_dash_m_runs_the_template_command() -> None:

@@ -18,6 +18,16 @@ if TYPE_CHECKING:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from ..config.variables import leave_warning_to_command_line
+
+    leave_warning_to_command_line()
+    try:
+        return _main(argv)
+    finally:
+        leave_warning_to_command_line(False)  # main() called in-process, by tests say
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     from .argv import subcommand_first
 
     args_list = subcommand_first(sys.argv[1:] if argv is None else argv)

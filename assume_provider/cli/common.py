@@ -199,7 +199,7 @@ def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
 
         from ..config.variables import warn_unknown_variables
 
-        warn_unknown_variables(os.environ)  # one line, in this tool's warning format
+        warn_unknown_variables(os.environ, by_command_line=True)  # in this tool's format
         return handler(args)
     except KeyboardInterrupt:
         return 130

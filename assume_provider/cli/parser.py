@@ -43,12 +43,24 @@ class _Parser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> NoReturn:
-        if message.startswith(_MISSING_COMMAND):
+        command = self._missing_command(message)
+        if command is not None:
             self.print_help(sys.stderr)
             sys.stderr.write("\n")
-            message = "no command given; choose one of those above"
+            message = f"no {command} given; choose one of those above"
         common.print_error(message)
         raise SystemExit(common.EXIT_USAGE)
+
+    def _missing_command(self, message: str) -> Optional[str]:
+        """The name of this parser's command (COMMAND, KIND) when argparse says it is missing;
+        None for any other error, a missing required option included (``--table``)."""
+        if not message.startswith(_MISSING_COMMAND):
+            return None
+        missing = message[len(_MISSING_COMMAND) :].split(", ")
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and action.metavar in missing:
+                return str(action.metavar)
+        return None
 
 
 # argparse's message when a required subcommand is missing.
@@ -90,7 +102,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     """The parsed command line; settings before the subcommand mean what they mean after it."""
     words = subcommand_first(argv)
     if settings_only(words):
-        words = []  # the usage, and "no command given", rather than an ARN as the command
+        words = []  # the usage, and "no COMMAND given", rather than an ARN as the command
     return build_parser(_named_command(words)).parse_args(words)
 
 

@@ -41,6 +41,15 @@ KNOWN = FOR_USERS | INTERNAL
 
 _reported: set[str] = set()
 _scanned_size = -1  # len(os.environ) at the last scan
+_left_to_command_line = False
+
+
+def leave_warning_to_command_line(left: bool = True) -> None:
+    """While the ``assume-provider`` command runs, only its own call warns (in its one-line
+    format, once its logging is set up): an earlier call, such as the zero-code hook's when
+    the command imports botocore, would print the line bare and take its place."""
+    global _left_to_command_line
+    _left_to_command_line = left
 
 
 def unknown_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
@@ -66,7 +75,9 @@ def describe(names: Iterable[str]) -> str:
     return f"unknown environment {noun} {each}: assume-provider ignores {pronoun}"
 
 
-def warn_unknown_variables(environ: Mapping[str, str] = os.environ) -> None:
+def warn_unknown_variables(
+    environ: Mapping[str, str] = os.environ, *, by_command_line: bool = False
+) -> None:
     """Log one WARNING line for the unknown variables not reported yet in this process.
 
     ``os.environ`` is scanned again only when its number of variables has changed: its keys
@@ -74,6 +85,8 @@ def warn_unknown_variables(environ: Mapping[str, str] = os.environ) -> None:
     resolved for every new session.
     """
     global _scanned_size
+    if _left_to_command_line and not by_command_line:
+        return
     if environ is os.environ:
         if len(environ) == _scanned_size:
             return
