@@ -73,21 +73,28 @@ class Gate:
         return self.opened.wait(TIMEOUT)  # then the fault applies to the held request
 
 
-def in_threads(
-    count: int, target: Callable[[], object]
-) -> tuple[list[threading.Thread], list[object]]:
-    results: list[object] = [None] * count
+def in_threads(targets: list[Callable[[], object]]) -> tuple[list[threading.Thread], list[object]]:
+    """One daemon thread per target, started; (the threads, their results or errors)."""
+    results: list[object] = [None] * len(targets)
 
     def work(index: int) -> None:
         try:
-            results[index] = target()
+            results[index] = targets[index]()
         except Exception as exc:
             results[index] = exc
 
-    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(count)]
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(targets))]
     for thread in threads:
         thread.start()
     return threads, results
+
+
+def prepared_calls(count: int) -> list[Callable[[], str]]:
+    """``count`` STS calls with their clients built now (which asks the engine nothing), so
+    that once started each reaches the engine at once: the held AssumeRole must not
+    outlast the STS client's read timeout while threads are still loading botocore."""
+    clients = [new_session().client("sts") for _ in range(count)]
+    return [lambda client=client: str(client.get_caller_identity()["Arn"]) for client in clients]
 
 
 class ReportingListener:
@@ -144,14 +151,18 @@ def join_all(threads: list[threading.Thread]) -> None:
     assert not any(thread.is_alive() for thread in threads), "deadlocked"
 
 
-def finishing(semaphore: threading.Semaphore) -> Callable[[], object]:
-    def call() -> object:
+def finishing(
+    semaphore: threading.Semaphore, calls: list[Callable[[], str]]
+) -> list[Callable[[], object]]:
+    """The calls, each releasing ``semaphore`` once it has its answer (or error)."""
+
+    def finish(call: Callable[[], str]) -> object:
         try:
-            return caller_identity()
+            return call()
         finally:
             semaphore.release()
 
-    return call
+    return [lambda call=call: finish(call) for call in calls]
 
 
 def test_listener_calling_sts_on_a_failed_first_fetch_with_threads_waiting(
@@ -165,10 +176,11 @@ def test_listener_calling_sts_on_a_failed_first_fetch_with_threads_waiting(
     listener = ReportingListener(others_finished, WAITERS)
     listening(listener)
 
-    first, first_result = in_threads(1, caller_identity)
+    calls = prepared_calls(1 + WAITERS)
+    first, first_result = in_threads(calls[:1])
     listener.first_caller = first[0]
     assert gate.reached.wait(TIMEOUT)  # the first fetch is at STS, holding the refresh
-    waiters, results = in_threads(WAITERS, finishing(others_finished))
+    waiters, results = in_threads(finishing(others_finished, calls[1:]))
     wait_until_waiting(waiters)
     gate.opened.set()  # the fetch fails now, with nothing cached
     join_all(first + waiters)
@@ -201,12 +213,13 @@ def test_listener_calling_sts_on_a_failed_early_refresh_with_threads_waiting(
     aws_env.proxy.inject(Fault.throttle(), action="AssumeRole", times=None)
     before = aws_env.proxy.count(action="AssumeRole")
 
+    calls = prepared_calls(1 + WAITERS)
     fake_clock.advance(3600 - 90)  # the early window: one caller refreshes, nobody waits
-    first, first_result = in_threads(1, caller_identity)
+    first, first_result = in_threads(calls[:1])
     listener.first_caller = first[0]
     assert gate.reached.wait(TIMEOUT)  # that refresh is at STS, holding the refresh lock
     fake_clock.advance(60)  # the blocking window: callers now wait for the refresh
-    waiters, results = in_threads(WAITERS, finishing(others_finished))
+    waiters, results = in_threads(finishing(others_finished, calls[1:]))
     wait_until_waiting(waiters)
     gate.opened.set()  # the refresh fails now (throttled), with valid credentials cached
     join_all(first + waiters)

@@ -8,7 +8,8 @@ read on their own:
 - ``policy.py``: what a call does about it, as the ordered rules, and how long to back off;
 - this module: the cache itself, the hot path, the single flight that carries out the
   decision, and the record of failures the policy reads;
-- ``prefetch.py``: the optional background refresh;
+- ``prefetch.py``: the optional background refresh, run as the flight of ``offthread.py``
+  (which also runs ``get()`` for callers that must not block: async views, the server);
 - ``forksafe.py``: the after-fork hook that gives a forked child fresh locks.
 
 The hot path (valid credentials) is one clock read and one tuple comparison, with no lock:
