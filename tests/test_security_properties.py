@@ -246,7 +246,7 @@ def test_sh_quoting_round_trips_any_value(value: str) -> None:
         ["sh", "-c", SHELL_CHECK],
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LINES": lines},
         capture_output=True,
-        timeout=10,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == value.encode("utf-8"), (value, lines)

@@ -34,7 +34,7 @@ def imds_request(
     bed: TestBed, method: str, path: str, headers: dict[str, str]
 ) -> tuple[int, bytes]:
     parts = urlsplit(bed.imds.url)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
     try:
         connection.request(method, path, headers=headers)
         response = connection.getresponse()
@@ -139,7 +139,7 @@ def test_imds_rotate_serves_new_credentials(aws_env: TestBed) -> None:
 
 def test_imds_serves_the_region_to_botocore(aws_env: TestBed) -> None:
     fetcher = InstanceMetadataRegionFetcher(
-        timeout=5, num_attempts=1, config={"ec2_metadata_service_endpoint": aws_env.imds.url}
+        timeout=30, num_attempts=1, config={"ec2_metadata_service_endpoint": aws_env.imds.url}
     )
     assert fetcher.retrieve_region() == "us-east-1"
 
@@ -147,7 +147,7 @@ def test_imds_serves_the_region_to_botocore(aws_env: TestBed) -> None:
 def test_imds_survives_32_concurrent_clients(aws_env: TestBed) -> None:
     def fetch(_: int) -> str:
         fetcher = InstanceMetadataFetcher(
-            timeout=5, num_attempts=1, config={"ec2_metadata_service_endpoint": aws_env.imds.url}
+            timeout=30, num_attempts=1, config={"ec2_metadata_service_endpoint": aws_env.imds.url}
         )
         return str(fetcher.retrieve_iam_role_credentials()["access_key"])
 
