@@ -24,7 +24,7 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleetsim.scenarios import POLICIES, Result, run_one, scenarios  # noqa: E402
+from fleetsim.scenarios import POLICIES, Result, run_one, scenarios
 
 
 def _recovery_text(seconds: Optional[float]) -> str:
@@ -80,7 +80,7 @@ def plot(results: list[Result], path: Path) -> bool:
         return False
     names = list(dict.fromkeys(r.scenario.name for r in results))
     figure, axes = plt.subplots(len(names), 1, figsize=(9, 3.2 * len(names)), squeeze=False)
-    for axis, name in zip(axes[:, 0], names):
+    for axis, name in zip(axes[:, 0], names, strict=True):
         for r in (r for r in results if r.scenario.name == name):
             minutes = [second / 60 for second in range(len(r.requests_per_second))]
             axis.plot(minutes, r.requests_per_second, label=r.policy, linewidth=0.7)
@@ -103,10 +103,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=4, help="application threads per host")
-    parser.add_argument("--think-time", type=float, default=1.0, help="seconds between a thread's calls")
-    parser.add_argument("--throttle", type=int, default=600, help="STS requests admitted per second")
+    parser.add_argument(
+        "--think-time", type=float, default=1.0, help="seconds between a thread's calls"
+    )
+    parser.add_argument("--throttle", type=int, default=600, help="STS requests per second")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--scenario", action="append", help="restart, steady-day or brownout (repeatable)")
+    parser.add_argument(
+        "--scenario", action="append", help="restart, steady-day or brownout (repeatable)"
+    )
     parser.add_argument("--plot", type=Path, default=Path("docs/fleet.png"))
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)

@@ -81,7 +81,7 @@ class EngineHost:
                 sim.metrics.calls_with_two_fetches += 1
         sim.served(host, end, expiry)
         quiet, served_until = self._quiet(end)
-        return sim.skip(end + think, quiet, served_until)
+        return sim.skip(host, end + think, quiet, served_until)
 
     def _get(self) -> float:
         expiration = self.engine.get().expiration
@@ -99,7 +99,7 @@ class EngineHost:
             return refresh_at - EPOCH, expiry
         # In a backoff the engine serves the cache and asks nobody until it ends. The end
         # is not public (a seam the engine lacks); read it to skip, never to decide.
-        blocked_until: float = self.engine._setback.blocked_until  # noqa: SLF001
+        blocked_until: float = self.engine._setback.blocked_until
         return max(now, blocked_until), expiry
 
 
@@ -124,7 +124,8 @@ class BotocoreHost:
 
     def _fetch_credentials(self) -> dict[str, Any]:
         cached = self.cached
-        if cached is not None and cached["_expires"] - self.sim.clock.wall() >= BOTOCORE_CACHE_WINDOW:
+        left = cached["_expires"] - self.sim.clock.wall() if cached is not None else 0.0
+        if cached is not None and left >= BOTOCORE_CACHE_WINDOW:
             return cached
         expiration = self.sim.fetch(self.state)
         self.cached = {
@@ -153,7 +154,7 @@ class BotocoreHost:
         end = sim.clock.now
         sim.served(host, end, expiry)
         quiet = host.valid_until - BOTOCORE_ADVISORY
-        return sim.skip(end + think, quiet, host.valid_until)
+        return sim.skip(host, end + think, quiet, host.valid_until)
 
 
 @contextlib.contextmanager

@@ -54,6 +54,7 @@ class Metrics:
     calls: int = 0
     failed_calls: int = 0
     fetches: int = 0
+    failed_fetches: int = 0  # fetches that raised after the client's retries
     last_gap_end: float = _NEG_INF  # the last instant some host held no valid credentials
     invalid_host_seconds: float = 0.0
     unrecovered_hosts: int = 0  # hosts without valid credentials when the run ended
@@ -123,6 +124,7 @@ class Simulation:
         try:
             expiration = self.sts.assume_role(self.random)
         except Exception:
+            m.failed_fetches += 1
             end = self.clock.now
             host.flight_end = end
             host.failure_at = end
@@ -149,17 +151,27 @@ class Simulation:
             if not recent:
                 m.expired_outside_backoff += 1
 
-    def skip(self, next_call: float, quiet_until: float, served_until: float) -> float:
+    def skip(
+        self, host: HostState, next_call: float, quiet_until: float, served_until: float
+    ) -> float:
         """Count a thread's calls before ``quiet_until`` (served credentials valid until
         ``served_until``) without simulating them; the time of its first call after."""
         quiet_until = min(quiet_until, self.fleet.duration)
         if next_call >= quiet_until:
             return next_call
         period = self.fleet.think_time
+
+        def calls_before(instant: float) -> int:
+            return min(max(math.ceil((instant - next_call) / period), 0), count)
+
         count = math.ceil((quiet_until - next_call) / period)
-        valid = min(max(math.ceil((served_until - next_call) / period), 0), count)
-        self.metrics.calls += count
-        self.metrics.failed_calls += count - valid
+        m = self.metrics
+        m.calls += count
+        m.failed_calls += count - calls_before(served_until)
+        # Expired credentials may be served only inside a backoff after a failure.
+        failure_at = host.failure_at
+        backoff_ends = failure_at + self.backoff[1] + 1e-6 if failure_at is not None else -math.inf
+        m.expired_outside_backoff += count - calls_before(max(served_until, backoff_ends))
         return next_call + count * period
 
     def finish(self, hosts: Sequence[HostState]) -> None:

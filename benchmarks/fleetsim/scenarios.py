@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Optional
 
 from .hosts import BotocoreHost, EngineHost, fast_expiry_parsing
 from .loop import FleetSettings, Host, Metrics, Simulation, run
@@ -29,7 +30,9 @@ class Scenario:
     title: str
 
 
-def scenarios(hosts: int, threads: int, think_time: float, throttle: int, seed: int) -> list[Scenario]:
+def scenarios(
+    hosts: int, threads: int, think_time: float, throttle: int, seed: int
+) -> list[Scenario]:
     """The three scenarios of issue 19 for a fleet of ``hosts``."""
     fleet = FleetSettings(hosts=hosts, threads=threads, think_time=think_time, seed=seed)
     sts = StsSettings(throttle_per_second=throttle)
