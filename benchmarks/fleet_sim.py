@@ -40,9 +40,10 @@ def _ratio(theirs: float, ours: float) -> str:
 def table(results: list[Result]) -> str:
     """The markdown table, one row per scenario and policy, botocore's ratios to ours."""
     lines = [
-        "| scenario | policy | peak STS req/s | mean STS req/s | STS requests | throttled "
-        "| app calls failed | all hosts valid again after |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| scenario | policy | peak STS req/s | peak after 10 min | mean STS req/s "
+        "| STS requests | throttled | app calls failed (raised / expired) "
+        "| all hosts valid again after |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by_scenario: dict[str, dict[str, Result]] = {}
     for result in results:
@@ -50,18 +51,22 @@ def table(results: list[Result]) -> str:
     for name, pair in by_scenario.items():
         for policy, r in pair.items():
             m = r.metrics
-            failed = f"{m.failed_calls:,} of {m.calls:,}"
+            expired = m.failed_calls - m.failed_raised
+            failed = f"{m.failed_calls:,} of {m.calls:,} ({m.failed_raised:,} / {expired:,})"
             lines.append(
-                f"| {name} | {policy} | {r.peak:,} | {r.mean:.2f} | {r.requests:,} | "
+                f"| {name} | {policy} | {r.peak:,} | {r.later_peak:,} | {r.mean:.2f} | "
+                f"{r.requests:,} | "
                 f"{r.throttled:,} | {failed} | {_recovery_text(r.recovery)} |"
             )
         ours, theirs = pair.get("assume-provider"), pair.get("botocore")
         if ours is not None and theirs is not None:
-            recovery = "-"
-            if ours.recovery and theirs.recovery is not None:
-                recovery = _ratio(theirs.recovery, ours.recovery)
+            recovery = "-"  # a ratio of two sub-second figures would mean nothing
+            if ours.recovery is not None and theirs.recovery is not None:
+                if max(ours.recovery, theirs.recovery) >= 1:
+                    recovery = _ratio(theirs.recovery, ours.recovery)
             lines.append(
                 f"| {name} | botocore / assume-provider | {_ratio(theirs.peak, ours.peak)} | "
+                f"{_ratio(theirs.later_peak, ours.later_peak)} | "
                 f"{_ratio(theirs.mean, ours.mean)} | {_ratio(theirs.requests, ours.requests)} | "
                 f"{_ratio(theirs.throttled, ours.throttled)} | "
                 f"{_ratio(theirs.metrics.failed_calls, ours.metrics.failed_calls)} | {recovery} |"
@@ -82,17 +87,22 @@ def plot(results: list[Result], path: Path) -> bool:
     figure, axes = plt.subplots(len(names), 1, figsize=(9, 3.2 * len(names)), squeeze=False)
     for axis, name in zip(axes[:, 0], names, strict=True):
         for r in (r for r in results if r.scenario.name == name):
-            minutes = [second / 60 for second in range(len(r.requests_per_second))]
-            axis.plot(minutes, r.requests_per_second, label=r.policy, linewidth=0.7)
+            # Long runs in one-minute means, or a day of seconds is a solid block.
+            step = 60 if len(r.requests_per_second) > 4 * 3600 else 1
+            series = r.requests_per_second
+            rates = [sum(series[i : i + step]) / step for i in range(0, len(series), step)]
+            minutes = [i * step / 60 for i in range(len(rates))]
+            axis.plot(minutes, rates, label=r.policy, linewidth=0.7)
             throttle = r.scenario.sts.throttle_per_second
         axis.axhline(throttle, color="grey", linestyle="--", linewidth=0.7, label="STS throttle")
         brownout = next(r for r in results if r.scenario.name == name).scenario.sts.brownout
         if brownout is not None:
             axis.axvspan(brownout[0] / 60, brownout[1] / 60, color="orange", alpha=0.2)
         axis.set_yscale("symlog", linthresh=10)
+        axis.set_ylim(bottom=0)
         axis.set_title(next(r for r in results if r.scenario.name == name).scenario.title)
         axis.set_xlabel("simulated minutes")
-        axis.set_ylabel("STS requests / s")
+        axis.set_ylabel("STS requests / s" + (" (1-min mean)" if step > 1 else ""))
         axis.legend(loc="upper right", fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=110)

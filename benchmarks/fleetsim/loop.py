@@ -53,6 +53,7 @@ class Metrics:
 
     calls: int = 0
     failed_calls: int = 0
+    failed_raised: int = 0  # of those, calls whose credentials call raised (the rest: expired)
     fetches: int = 0
     failed_fetches: int = 0  # fetches that raised after the client's retries
     last_gap_end: float = _NEG_INF  # the last instant some host held no valid credentials
@@ -145,6 +146,7 @@ class Simulation:
         m.calls += 1
         if expiry is None:
             m.failed_calls += 1
+            m.failed_raised += 1
         elif expiry <= at:
             m.failed_calls += 1  # the AWS request made with them is rejected
             recent = host.failure_at is not None and at - host.failure_at <= self.backoff[1] + 1e-6

@@ -19,6 +19,10 @@ POLICIES: dict[str, Callable[[Simulation, int, float], Host]] = {
 }
 
 
+#: Where ``later_peak`` starts (seconds): past a restart's own stampede.
+LATER = 600
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A fleet, an STS, and the instant from which recovery is measured."""
@@ -76,6 +80,12 @@ class Result:
     @property
     def peak(self) -> int:
         return max(self.requests_per_second)
+
+    @property
+    def later_peak(self) -> int:
+        """The peak after the first 10 minutes: the refresh waves after a restart, the
+        steady state, the brownout and what follows it."""
+        return max(self.requests_per_second[LATER:], default=0)
 
     @property
     def mean(self) -> float:
