@@ -140,7 +140,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 f"invariants: {m.overlapping_flights} overlapping flights, "
                 f"{m.calls_with_two_fetches} calls with two fetches, {m.fetches_in_backoff} "
                 f"fetches inside a 300 s backoff, {m.expired_outside_backoff} expired "
-                "credentials served outside a backoff",
+                f"credentials served outside a backoff; {m.lapses} times credentials expired "
+                f"before a refresh, {m.invalid_host_seconds:,.0f} host-seconds without valid ones",
                 file=sys.stderr,
             )
             results.append(result)

@@ -58,6 +58,7 @@ class Metrics:
     failed_fetches: int = 0  # fetches that raised after the client's retries
     last_gap_end: float = _NEG_INF  # the last instant some host held no valid credentials
     invalid_host_seconds: float = 0.0
+    lapses: int = 0  # times a host's credentials expired before it had new ones
     unrecovered_hosts: int = 0  # hosts without valid credentials when the run ended
     # Invariants of this project's engine (counted for both models, asserted for the engine).
     overlapping_flights: int = 0  # a fetch started while the host's previous one was in flight
@@ -135,6 +136,8 @@ class Simulation:
         host.flight_end = end
         host.failure_at = host.failure_left = None
         if host.valid_until < end:  # the host held no valid credentials until now
+            if host.valid_until > _NEG_INF:
+                m.lapses += 1
             m.invalid_host_seconds += end - max(host.valid_until, host.start)
             m.last_gap_end = max(m.last_gap_end, end)
         host.valid_until = expiration - EPOCH
