@@ -87,6 +87,18 @@ def test_restart_exercises_throttling_and_single_flight() -> None:
     assert_engine_invariants(result.metrics)
 
 
+def test_a_slow_brownout_fails_no_call() -> None:
+    """STS answering in 5 s instead of failing: refreshes take longer, nothing fails, and
+    every host asks once per refresh (the calls meanwhile wait or get the cache)."""
+    scenario = long_brownout()
+    scenario = replace(scenario, sts=replace(scenario.sts, brownout_mode="slow"))
+    result = run_one(scenario, "assume-provider")
+    assert result.metrics.failed_fetches == 0
+    assert result.metrics.failed_calls == 0
+    assert result.metrics.fetches == result.requests
+    assert_engine_invariants(result.metrics)
+
+
 def _starts(scenario: Scenario) -> list[float]:
     """Hosts started evenly over the scenario's start-up."""
     fleet = scenario.fleet

@@ -27,7 +27,7 @@ import itertools
 import math
 import random as _random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Protocol
 
 from .sts import EPOCH, SimClock, SimulatedSts, StsSettings
@@ -65,7 +65,6 @@ class Metrics:
     calls_with_two_fetches: int = 0  # one call made more than one fetch
     fetches_in_backoff: int = 0  # a fetch before the shortest backoff the policy allows ended
     expired_outside_backoff: int = 0  # expired credentials served without a recent failure
-    notes: list[str] = field(default_factory=list)
 
 
 class HostState:
