@@ -58,7 +58,8 @@ class _Parser(argparse.ArgumentParser):
             return None
         missing = message[len(_MISSING_COMMAND) :].split(", ")
         for action in self._actions:
-            if isinstance(action, argparse._SubParsersAction) and action.metavar in missing:
+            # The subcommands' action: its choices map each command to its parser.
+            if isinstance(action.choices, dict) and action.metavar in missing:
                 return str(action.metavar)
         return None
 
