@@ -9,7 +9,7 @@ request fetches through the refresh engine.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
 import botocore.credentials
@@ -18,7 +18,8 @@ import botocore.session
 
 from ..config.inputs import SettingInputs
 from ..config.profiles import ConfigFiles, ProfileChoice, choose_profile, expand_path
-from ..config.settings import Settings, resolve_settings
+from ..config.settings import SHARE_DISK, Settings, resolve_settings
+from ..credentials.disk_share import DiskSharedFetch
 from ..credentials.fetcher import (
     ChainFetcher,
     account_of,
@@ -27,10 +28,12 @@ from ..credentials.fetcher import (
     fallback_regions,
     make_engine,
 )
-from ..credentials.private_session import client_settings, private_session
+from ..credentials.private_session import client_settings, private_session, session_overrides
 from ..credentials.sources import SourceCredentials, source_key
 from ..credentials.sts import sts_client_config, sts_client_factory, sts_target
+from ..diskcache.key import key_of
 from ..engine import shared
+from ..engine.model import TemporaryCredentials
 from .credentials import EngineCredentials
 
 METHOD = "assume-provider"
@@ -61,11 +64,19 @@ def resolve_session_settings(
     return resolve_settings(session_inputs(session, arguments))
 
 
-def shared_credentials(settings: Settings, session: botocore.session.Session) -> EngineCredentials:
+def shared_credentials(
+    settings: Settings,
+    session: botocore.session.Session,
+    inputs: Optional[SettingInputs] = None,
+) -> EngineCredentials:
     """The process-wide credentials object for these settings (no network I/O here).
 
     The chain's sharing key is read from ``session``; its source and STS clients are built on
     private copies of it (``credentials/private_session.py`` says why), never on ``session``.
+    With ``share = disk`` and the ``inputs`` the settings came from, the engine fetches
+    through the disk cache of ``credential-process`` too (``credentials/disk_share.py``),
+    under the key that command computes for the same inputs. (The server passes no inputs:
+    it is the sharing itself.)
     """
     target = sts_target(session)
     source_id = source_key(settings.source, session)
@@ -74,7 +85,10 @@ def shared_credentials(settings: Settings, session: botocore.session.Session) ->
         lambda: SourceCredentials(settings.source, private_session(session)),
     )
     sts_client = client_settings(session, sts_client_config(session))
-    key = chain_key(settings, source_id, target, sts_client)
+    disk_key = None
+    if inputs is not None and settings.share == SHARE_DISK:
+        disk_key = key_of(inputs, session_overrides(session))
+    key = chain_key(settings, source_id, target, sts_client, disk_key)
 
     def build() -> EngineCredentials:
         fetcher = ChainFetcher(
@@ -83,7 +97,17 @@ def shared_credentials(settings: Settings, session: botocore.session.Session) ->
             sts_client_factory(private_session(session), target),
             fallback_regions(settings, target),
         )
-        engine = make_engine(fetcher, settings)
+        fetch: Callable[[], TemporaryCredentials] = fetcher
+        if disk_key is not None:
+            region = session.get_config_variable("region")
+            fetch = DiskSharedFetch(
+                fetcher,
+                settings.cache_dir,
+                disk_key,
+                advisory_window=settings.refresh_window_seconds,
+                region=region if isinstance(region, str) and region else None,
+            )
+        engine = make_engine(fetch, settings)
         return EngineCredentials(
             engine, METHOD, account_id=account_of(settings.role_arns[-1]), time_fetcher=engine_now
         )
@@ -120,10 +144,11 @@ class AssumeRoleChainProvider(botocore.credentials.CredentialProvider):  # type:
         """The shared credentials for this session's settings, or None when inactive."""
         if not self.enabled:
             return None
-        settings = self.settings()
+        inputs = session_inputs(self.session or botocore.session.get_session(), self.arguments)
+        settings = resolve_settings(inputs)
         if not settings.active:
             return None
-        return shared_credentials(settings, self.chain_session())
+        return shared_credentials(settings, self.chain_session(), inputs)
 
     def load(self) -> Optional[EngineCredentials]:
         return self.resolve()
