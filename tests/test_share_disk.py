@@ -389,3 +389,34 @@ def test_process_and_disk_sessions_in_one_process_do_not_share_an_engine(
         assume_provider.register(session, share=share, cache_dir=str(tmp_path / "c"), **settings)
     assert _key_id(sessions["process"]) != _key_id(sessions["disk"])
     assert aws_env.proxy.count(action="AssumeRole") == 2
+
+
+def test_credentials_the_engine_gave_back_are_not_served_again_from_the_disk(
+    aws_env: TestBed, shared_session: boto3.Session
+) -> None:
+    # After an ExpiredToken, the engine is invalidated and asks again: the entry on disk
+    # still holds the rejected credentials, which must not come back.
+    credentials = shared_session.get_credentials()
+    rejected = credentials.get_frozen_credentials().access_key
+    credentials.invalidate(rejected)
+    assert credentials.get_frozen_credentials().access_key != rejected
+    assert aws_env.proxy.count(action="AssumeRole") == 2
+
+
+def test_the_disk_cache_is_imported_only_by_processes_that_share(
+    env: dict[str, str], aws_env: TestBed
+) -> None:
+    code = (
+        "import sys, boto3; boto3.Session().get_credentials();"
+        "print(sorted(m for m in sys.modules if m.startswith('assume_provider.diskcache')))"
+    )
+    for share, imported in (("process", "[]"), ("disk", "assume_provider.diskcache.store")):
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=role_env(aws_env, env, share=share),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert imported in done.stdout

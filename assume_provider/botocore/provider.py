@@ -19,7 +19,6 @@ import botocore.session
 from ..config.inputs import SettingInputs
 from ..config.profiles import ConfigFiles, ProfileChoice, choose_profile, expand_path
 from ..config.settings import SHARE_DISK, Settings, resolve_settings
-from ..credentials.disk_share import DiskSharedFetch
 from ..credentials.fetcher import (
     ChainFetcher,
     account_of,
@@ -28,10 +27,9 @@ from ..credentials.fetcher import (
     fallback_regions,
     make_engine,
 )
-from ..credentials.private_session import client_settings, private_session, session_overrides
+from ..credentials.private_session import client_settings, private_session
 from ..credentials.sources import SourceCredentials, source_key
 from ..credentials.sts import sts_client_config, sts_client_factory, sts_target
-from ..diskcache.key import key_of
 from ..engine import shared
 from ..engine.model import TemporaryCredentials
 from .credentials import EngineCredentials
@@ -87,6 +85,10 @@ def shared_credentials(
     sts_client = client_settings(session, sts_client_config(session))
     disk_key = None
     if inputs is not None and settings.share == SHARE_DISK:
+        # Imported here: a process that does not share through the disk never loads it.
+        from ..credentials.private_session import session_overrides
+        from ..diskcache.key import key_of
+
         disk_key = key_of(inputs, session_overrides(session))
     key = chain_key(settings, source_id, target, sts_client, disk_key)
 
@@ -99,6 +101,8 @@ def shared_credentials(
         )
         fetch: Callable[[], TemporaryCredentials] = fetcher
         if disk_key is not None:
+            from ..credentials.disk_share import DiskSharedFetch
+
             region = session.get_config_variable("region")
             fetch = DiskSharedFetch(
                 fetcher,
