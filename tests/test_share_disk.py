@@ -122,6 +122,7 @@ def test_eight_zero_code_processes_started_together_cost_one_assume_role(
     key_ids = start_together([role_env(aws_env, env)] * 8)
     assert len(set(key_ids)) == 1 and key_ids[0].startswith("ASIA")
     assert assume_roles(aws_env) == 1
+    assert aws_env.imds.credential_request_count == 1  # the others never asked the source
 
 
 @pytest.mark.parametrize("mode", ["install", "register"])
