@@ -136,9 +136,12 @@ class AssumeRoleChainProvider(botocore.credentials.CredentialProvider):  # type:
         self.arguments = dict(arguments)
         self.enabled = True
 
+    def inputs(self) -> SettingInputs:
+        """This session's settings inputs (also what its disk-cache key is computed from)."""
+        return session_inputs(self.session or botocore.session.get_session(), self.arguments)
+
     def settings(self) -> Settings:
-        session = self.session or botocore.session.get_session()
-        return resolve_session_settings(session, self.arguments)
+        return resolve_settings(self.inputs())
 
     def chain_session(self) -> botocore.session.Session:
         """The botocore session whose configuration and STS clients build the chain."""
@@ -148,7 +151,7 @@ class AssumeRoleChainProvider(botocore.credentials.CredentialProvider):  # type:
         """The shared credentials for this session's settings, or None when inactive."""
         if not self.enabled:
             return None
-        inputs = session_inputs(self.session or botocore.session.get_session(), self.arguments)
+        inputs = self.inputs()
         settings = resolve_settings(inputs)
         if not settings.active:
             return None
