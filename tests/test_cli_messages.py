@@ -326,3 +326,33 @@ def test_library_errors_name_the_keyword_argument(aws_env: TestBed) -> None:
     message = str(raised.value)
     assert "(from argument duration_seconds)" in message
     assert "--duration-seconds" not in message
+
+
+
+def test_a_reader_that_goes_away_gets_no_error_line() -> None:
+    """`assume-provider whoami | head`: the reader is gone before the output is written (its
+    end of the pipe closed first, so the write fails every time); no error line, no traceback."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "assume_provider",
+                "template",
+                "source-role",
+                "--target-role-arn",
+                "arn:aws:iam::111111111111:role/TargetRole",
+            ],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 1

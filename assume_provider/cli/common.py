@@ -203,6 +203,13 @@ def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`assume-provider whoami | head`): nothing to say, and nothing
+        # more to write; stdout is pointed at /dev/null so the flush at exit cannot fail again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except Exception as exc:  # noqa: BLE001 - the CLI boundary: every error becomes one line
         status = exit_status_for(exc)
         if debug:
