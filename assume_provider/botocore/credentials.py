@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import botocore.credentials
 
-from ..credentials.chain import EXPIRED_TOKEN_CODES
+from ..credentials.assume_role import EXPIRED_TOKEN_CODES
 from ..engine.forksafe import ForkSafeLock, renew_in_child
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
 from . import private
