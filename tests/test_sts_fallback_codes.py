@@ -25,7 +25,7 @@ FALLBACK = "us-west-2"
         ("OptInRequired", 403),
         ("IncompleteSignature", 400),
         ("MissingAuthenticationToken", 403),
-        ("RequestExpired", 400),  # clock skew: chain.py's own comment says no refresh fixes it
+        ("RequestExpired", 400),  # clock skew: no refresh fixes it (assume_role.py)
         ("InvalidParameterValue", 400),
     ],
 )

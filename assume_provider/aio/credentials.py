@@ -16,14 +16,13 @@ called twice, and a forked child (where the flight is forgotten) all work.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import threading
 import weakref
 from typing import Any, Optional
 
 import aiobotocore.credentials
 
-from ..botocore.credentials import EngineCredentials, EngineView
+from ..botocore.credentials import EngineCredentials, EngineView, refresh_metadata
 from ..credentials import fetcher as _fetcher
 from ..credentials.fetcher import engine_now
 from ..engine.forksafe import ForkSafeLock
@@ -76,10 +75,6 @@ class AioEngineCredentials(EngineView, aiobotocore.credentials.AioRefreshableCre
         # aiobotocore's _refresh would take it; ours never does. A threading lock, because an
         # asyncio.Lock belongs to one event loop.
         return threading.Lock()
-
-    @property
-    def engine(self) -> RefreshingCredentials:
-        return self._engine
 
     @property
     def issued_keys(self) -> tuple[str, ...]:
@@ -156,15 +151,4 @@ class AioEngineCredentials(EngineView, aiobotocore.credentials.AioRefreshableCre
     async def _metadata(self) -> dict[str, Any]:
         """``refresh_using``: the engine's credentials in botocore's metadata form."""
         frozen = await self.get_frozen_credentials()
-        current = self._engine.current
-        expiry = None
-        if current is not None and current.expiration is not None:
-            expiry = datetime.datetime.fromtimestamp(current.expiration, datetime.timezone.utc)
-        return {
-            "access_key": frozen.access_key,
-            "secret_key": frozen.secret_key,
-            "token": frozen.token,
-            "expiry_time": expiry.isoformat() if expiry is not None else None,
-            "account_id": self._view.account_id,
-        }
-
+        return refresh_metadata(frozen, self._engine.current, self._view.account_id)

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import botocore.credentials
 
-from ..credentials.chain import EXPIRED_TOKEN_CODES
+from ..credentials.assume_role import EXPIRED_TOKEN_CODES
 from ..engine.forksafe import ForkSafeLock, renew_in_child
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
 from . import private
@@ -55,6 +55,10 @@ class EngineView:
     def _serving(self) -> Any:
         """The frozen credentials (botocore's ``ReadOnlyCredentials``) to read from."""
         raise NotImplementedError
+
+    @property
+    def engine(self) -> RefreshingCredentials:
+        return self._engine
 
     @property
     def access_key(self) -> str:
@@ -126,10 +130,6 @@ class EngineCredentials(EngineView, botocore.credentials.RefreshableCredentials)
 
     def _after_fork_in_child(self) -> None:
         private.renew_refresh_lock(self)
-
-    @property
-    def engine(self) -> RefreshingCredentials:
-        return self._engine
 
     @property
     def issued_keys(self) -> tuple[str, ...]:
@@ -223,16 +223,22 @@ class EngineCredentials(EngineView, botocore.credentials.RefreshableCredentials)
     def _metadata(self) -> dict[str, Any]:
         """``refresh_using``: the engine's credentials in botocore's metadata form."""
         current = self._engine.get()
-        frozen = self.frozen(current)
-        expiry = _expiry_datetime(current)
-        return {
-            "access_key": frozen.access_key,
-            "secret_key": frozen.secret_key,
-            "token": frozen.token,
-            "expiry_time": expiry.isoformat() if expiry is not None else None,
-            "account_id": self._account_id,
-        }
+        return refresh_metadata(self.frozen(current), current, self._account_id)
 
+
+def refresh_metadata(
+    frozen: Any, current: Optional[TemporaryCredentials], account_id: Optional[str]
+) -> dict[str, Any]:
+    """botocore's metadata form (what ``refresh_using`` returns) of ``frozen``, expiring when
+    ``current`` (the engine's credentials) does; the sync and the async view both answer it."""
+    expiry = None if current is None else _expiry_datetime(current)
+    return {
+        "access_key": frozen.access_key,
+        "secret_key": frozen.secret_key,
+        "token": frozen.token,
+        "expiry_time": expiry.isoformat() if expiry is not None else None,
+        "account_id": account_id,
+    }
 
 
 SIGNING_KEY_HANDLER_ID = "assume-provider-signing-key"

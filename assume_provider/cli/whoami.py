@@ -137,8 +137,9 @@ def _run(args: argparse.Namespace) -> int:
     check_recursion(key, os.environ)
     mark_for_children(key, os.environ)
 
-    from ..credentials.chain import assume_hop, plan_hops
+    from ..credentials.chain import assume_hop
     from ..credentials.fetcher import fallback_regions, session_parameters
+    from ..credentials.hops import plan_hops
     from ..credentials.sources import SourceCredentials
     from ..credentials.sts import sts_client_factory, sts_target
     from ..engine.refresh import TemporaryCredentials

@@ -20,7 +20,7 @@ import botocore.session
 
 from ..engine.forksafe import ForkSafeLock
 from ..errors import ConfigError
-from .chain import StsClientFactory
+from .assume_role import StsClientFactory
 
 USER_AGENT_EXTRA = "assume-provider"
 # The id of the botocore integration's ExpiredToken retry handler, which STS clients of the
