@@ -50,7 +50,8 @@ SHARE = "share"
 
 _SESSION_NAME_RE = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
 _SESSION_NAME_BAD_CHARS = re.compile(r"[^\w+=,.@-]", re.ASCII)
-_EXTERNAL_ID_RE = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
+# STS's own rule for ExternalId (the settings and the templates both check it).
+EXTERNAL_ID_RE = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 
 MIN_DURATION = 900
 MAX_DURATION = 43200
@@ -228,7 +229,7 @@ def parse_duration(raw: Any, origin: Origin) -> int:
 def parse_external_id(raw: Any, origin: Origin) -> Optional[str]:
     if raw is None:
         return None
-    if not isinstance(raw, str) or not _EXTERNAL_ID_RE.fullmatch(raw):
+    if not isinstance(raw, str) or not EXTERNAL_ID_RE.fullmatch(raw):
         raise _config_error(
             EXTERNAL_ID, origin, raw, "expected 2-1224 characters of letters, digits and +=,.@:/-"
         )

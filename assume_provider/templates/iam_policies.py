@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 from ..config.arns import PARTITIONS, role_arn_problem
+from ..config.settings import EXTERNAL_ID_RE
 from ..errors import ConfigError
 
 POLICY_VERSION = "2012-10-17"
@@ -107,8 +108,6 @@ _TABLE_ARN_RE = re.compile(
     rf"arn:{_PARTITION}:dynamodb:{_REGION}:{_ACCOUNT}:table/(?P<name>{_TABLE_NAME})"
 )
 _KMS_KEY_ARN_RE = re.compile(rf"arn:{_PARTITION}:kms:{_REGION}:{_ACCOUNT}:key/{_KMS_KEY_ID}")
-# STS's own limits for ExternalId.
-_EXTERNAL_ID_RE = re.compile(r"[A-Za-z0-9_+=,.@:/-]{2,1224}")
 
 _ROLE_ARN_ALLOWED = (
     "allowed: an IAM role ARN arn:<partition>:iam::<12-digit account>:role/<path/name>, "
@@ -158,7 +157,7 @@ def validate_kms_key_arn(value: str, option: str = "--kms-key-arn") -> str:
 
 def validate_external_id(value: str, option: str = "--external-id") -> str:
     """Return ``value`` if STS would accept it as an ExternalId."""
-    if not _EXTERNAL_ID_RE.fullmatch(value):
+    if not EXTERNAL_ID_RE.fullmatch(value):
         raise ConfigError(
             f"{option} {value!r} is not a valid external ID: allowed: 2-1224 characters "
             "of a-z, A-Z, 0-9 and _+=,.@:/-"
