@@ -13,24 +13,13 @@ from typing import Optional
 from ..engine.refresh import TemporaryCredentials
 from ..errors import AssumeRoleError
 from .assume_role import (
-    EXPIRED_TOKEN_CODES,
     HopResult,
     StsClientFactory,
     assume_in,
 )
-from .hops import NO_PARAMETERS, Hop, SessionParameters, plan_hops
+from .hops import Hop
 
-# The chain's names, those of its parts included: credentials/fetcher.py imports them here.
-__all__ = [
-    "EXPIRED_TOKEN_CODES",
-    "NO_PARAMETERS",
-    "HopResult",
-    "SessionParameters",
-    "StsClientFactory",
-    "assume_chain",
-    "assume_hop",
-    "plan_hops",
-]
+__all__ = ["assume_chain", "assume_hop"]
 
 logger = logging.getLogger(__name__)
 

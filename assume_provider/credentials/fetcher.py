@@ -18,15 +18,9 @@ from typing import Optional
 from ..config.settings import Settings
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
 from ..errors import AssumeRoleError
-from .chain import (
-    EXPIRED_TOKEN_CODES,
-    NO_PARAMETERS,
-    HopResult,
-    SessionParameters,
-    StsClientFactory,
-    assume_chain,
-    plan_hops,
-)
+from .assume_role import EXPIRED_TOKEN_CODES, HopResult, StsClientFactory
+from .chain import assume_chain
+from .hops import NO_PARAMETERS, SessionParameters, plan_hops
 from .sources import SourceCredentials, SourceKey
 from .sts import StsTarget
 
