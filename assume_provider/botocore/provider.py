@@ -27,7 +27,7 @@ from ..credentials.fetcher import (
     fallback_regions,
     make_engine,
 )
-from ..credentials.private_session import client_settings, private_session
+from ..credentials.private_session import PrivateSession, client_settings, private_session
 from ..credentials.sources import SourceCredentials, source_key
 from ..credentials.sts import sts_client_config, sts_client_factory, sts_target
 from ..engine import shared
@@ -65,13 +65,20 @@ def shared_credentials(settings: Settings, session: botocore.session.Session) ->
     """The process-wide credentials object for these settings (no network I/O here).
 
     The chain's sharing key is read from ``session``; its source and STS clients are built on
-    private copies of it (``credentials/private_session.py`` says why), never on ``session``.
+    a private copy of it (``credentials/private_session.py`` says why), never on ``session``:
+    one copy for both, made only if one of them is new.
     """
     target = sts_target(session)
     source_id = source_key(settings.source, session)
+    copies: list[PrivateSession] = []
+
+    def copy() -> PrivateSession:
+        if not copies:
+            copies.append(private_session(session))
+        return copies[0]
+
     source = shared.shared(
-        ("source", source_id),
-        lambda: SourceCredentials(settings.source, private_session(session)),
+        ("source", source_id), lambda: SourceCredentials(settings.source, copy())
     )
     sts_client = client_settings(session, sts_client_config(session))
     key = chain_key(settings, source_id, target, sts_client)
@@ -80,7 +87,7 @@ def shared_credentials(settings: Settings, session: botocore.session.Session) ->
         fetcher = ChainFetcher(
             settings,
             source,
-            sts_client_factory(private_session(session), target),
+            sts_client_factory(copy(), target),
             fallback_regions(settings, target),
         )
         engine = make_engine(fetcher, settings)
