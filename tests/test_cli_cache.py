@@ -190,9 +190,10 @@ def test_sixteen_processes_writing_at_once_never_leave_an_unreadable_file(
 
 def test_every_setting_that_changes_the_credentials_is_in_the_key() -> None:
     # The refresh-tuning settings only change when the library refreshes, not what STS
-    # returns; the cache folder only where the entry is kept.
+    # returns; the cache folder only where the entry is kept; share only whether the library
+    # uses the cache (so that it and credential-process find one entry).
     not_keyed = set(SETTING_NAMES) - set(cli_key.KEYED_SETTINGS)
-    assert not_keyed == {"cache_dir", "prefetch", "refresh_window_seconds"}
+    assert not_keyed == {"cache_dir", "prefetch", "refresh_window_seconds", "share"}
 
 
 def _key(arguments: dict[str, str], environ: dict[str, str]) -> str:

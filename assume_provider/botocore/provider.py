@@ -9,7 +9,7 @@ request fetches through the refresh engine.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
 import botocore.credentials
@@ -18,7 +18,7 @@ import botocore.session
 
 from ..config.inputs import SettingInputs
 from ..config.profiles import ConfigFiles, ProfileChoice, choose_profile, expand_path
-from ..config.settings import Settings, resolve_settings
+from ..config.settings import SHARE_DISK, Settings, resolve_settings
 from ..credentials.fetcher import (
     ChainFetcher,
     account_of,
@@ -31,6 +31,7 @@ from ..credentials.private_session import PrivateSession, client_settings, priva
 from ..credentials.sources import SourceCredentials, source_key
 from ..credentials.sts import sts_client_config, sts_client_factory, sts_target
 from ..engine import shared
+from ..engine.model import TemporaryCredentials
 from .credentials import EngineCredentials
 
 METHOD = "assume-provider"
@@ -61,12 +62,20 @@ def resolve_session_settings(
     return resolve_settings(session_inputs(session, arguments))
 
 
-def shared_credentials(settings: Settings, session: botocore.session.Session) -> EngineCredentials:
+def shared_credentials(
+    settings: Settings,
+    session: botocore.session.Session,
+    inputs: Optional[SettingInputs] = None,
+) -> EngineCredentials:
     """The process-wide credentials object for these settings (no network I/O here).
 
     The chain's sharing key is read from ``session``; its source and STS clients are built on
     a private copy of it (``credentials/private_session.py`` says why), never on ``session``:
     one copy for both, made only if one of them is new.
+    With ``share = disk`` and the ``inputs`` the settings came from, the engine fetches
+    through the disk cache of ``credential-process`` too (``credentials/disk_share.py``),
+    under the key that command computes for the same inputs. (The server passes no inputs:
+    it is the sharing itself.)
     """
     target = sts_target(session)
     source_id = source_key(settings.source, session)
@@ -81,7 +90,14 @@ def shared_credentials(settings: Settings, session: botocore.session.Session) ->
         ("source", source_id), lambda: SourceCredentials(settings.source, copy())
     )
     sts_client = client_settings(session, sts_client_config(session))
-    key = chain_key(settings, source_id, target, sts_client)
+    disk_key = None
+    if inputs is not None and settings.share == SHARE_DISK:
+        # Imported here: a process that does not share through the disk never loads it.
+        from ..credentials.private_session import session_overrides
+        from ..diskcache.key import key_of
+
+        disk_key = key_of(inputs, session_overrides(session))
+    key = chain_key(settings, source_id, target, sts_client, disk_key)
 
     def build() -> EngineCredentials:
         fetcher = ChainFetcher(
@@ -90,7 +106,19 @@ def shared_credentials(settings: Settings, session: botocore.session.Session) ->
             sts_client_factory(copy(), target),
             fallback_regions(settings, target),
         )
-        engine = make_engine(fetcher, settings)
+        fetch: Callable[[], TemporaryCredentials] = fetcher
+        if disk_key is not None:
+            from ..credentials.disk_share import DiskSharedFetch
+
+            region = session.get_config_variable("region")
+            fetch = DiskSharedFetch(
+                fetcher,
+                settings.cache_dir,
+                disk_key,
+                advisory_window=settings.refresh_window_seconds,
+                region=region if isinstance(region, str) and region else None,
+            )
+        engine = make_engine(fetch, settings)
         return EngineCredentials(
             engine, METHOD, account_id=account_of(settings.role_arns[-1]), time_fetcher=engine_now
         )
@@ -115,9 +143,12 @@ class AssumeRoleChainProvider(botocore.credentials.CredentialProvider):  # type:
         self.arguments = dict(arguments)
         self.enabled = True
 
+    def inputs(self) -> SettingInputs:
+        """This session's settings inputs (also what its disk-cache key is computed from)."""
+        return session_inputs(self.session or botocore.session.get_session(), self.arguments)
+
     def settings(self) -> Settings:
-        session = self.session or botocore.session.get_session()
-        return resolve_session_settings(session, self.arguments)
+        return resolve_settings(self.inputs())
 
     def chain_session(self) -> botocore.session.Session:
         """The botocore session whose configuration and STS clients build the chain."""
@@ -127,10 +158,11 @@ class AssumeRoleChainProvider(botocore.credentials.CredentialProvider):  # type:
         """The shared credentials for this session's settings, or None when inactive."""
         if not self.enabled:
             return None
-        settings = self.settings()
+        inputs = self.inputs()
+        settings = resolve_settings(inputs)
         if not settings.active:
             return None
-        return shared_credentials(settings, self.chain_session())
+        return shared_credentials(settings, self.chain_session(), inputs)
 
     def load(self) -> Optional[EngineCredentials]:
         return self.resolve()

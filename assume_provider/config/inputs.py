@@ -34,6 +34,8 @@ SETTING_NAMES = (
     "policy_arns",
     "policy",
     "sts_fallback_regions",
+    # INTERFACE.md's "Sharing across processes".
+    "share",
 )
 ROLE_ARN = "role_arn"
 ENV_PREFIX = "ASSUME_PROVIDER_"

@@ -46,6 +46,7 @@ DURATION_SECONDS = "duration_seconds"
 CACHE_DIR = "cache_dir"
 PREFETCH = "prefetch"
 REFRESH_WINDOW_SECONDS = "refresh_window_seconds"
+SHARE = "share"
 
 _SESSION_NAME_RE = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
 _SESSION_NAME_BAD_CHARS = re.compile(r"[^\w+=,.@-]", re.ASCII)
@@ -56,6 +57,10 @@ MAX_DURATION = 43200
 DEFAULT_DURATION = 3600
 SOURCE_KINDS = ("auto", "instance-metadata", "container", "environment", "web-identity")
 PROFILE_SOURCE_PREFIX = "profile:"
+# How far credentials are shared: within the process, or also through the disk cache.
+SHARE_PROCESS = "process"
+SHARE_DISK = "disk"
+SHARE_MODES = (SHARE_PROCESS, SHARE_DISK)
 
 
 # Settings whose command-line option is named in the singular (it is given once per item).
@@ -156,6 +161,8 @@ class Settings:
     policy_arns: tuple[str, ...] = ()
     policy: Optional[str] = None
     sts_fallback_regions: tuple[str, ...] = ()
+    # INTERFACE.md's "Sharing across processes": "process", or "disk" (the disk cache too).
+    share: str = SHARE_PROCESS
     origins: Mapping[str, Origin] = field(compare=False, hash=False, default_factory=dict)
 
     @property
@@ -264,6 +271,14 @@ def parse_refresh_window(raw: Any, origin: Origin) -> Optional[int]:
     return _whole_seconds(REFRESH_WINDOW_SECONDS, raw, origin, 0, MAX_DURATION)
 
 
+def parse_share(raw: Any, origin: Origin) -> str:
+    if raw is None:
+        return SHARE_PROCESS
+    if isinstance(raw, str) and raw.strip().lower() in SHARE_MODES:
+        return raw.strip().lower()
+    raise _config_error(SHARE, origin, raw, f"expected one of {', '.join(SHARE_MODES)}")
+
+
 def sanitize_session_name(text: str) -> str:
     """Make any text a valid RoleSessionName (2-64 characters of [\\w+=,.@-])."""
     cleaned = _SESSION_NAME_BAD_CHARS.sub("-", text.encode("ascii", "replace").decode("ascii"))
@@ -334,6 +349,7 @@ def resolve_settings(
         policy_arns=parse_policy_arns(*raw[POLICY_ARNS]),
         policy=parse_policy(*raw[POLICY]),
         sts_fallback_regions=parse_fallback_regions(*raw[STS_FALLBACK_REGIONS]),
+        share=parse_share(*raw[SHARE]),
         origins={name: origin for name, (_, origin) in raw.items()},
     )
     if settings.active:

@@ -18,11 +18,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-# What a user sets: the settings, the zero-code switch (startup/hook.py) and INTERFACE.md's
-# "Sharing across processes" variable. These are the names a warning suggests.
-FOR_USERS = frozenset(
-    {env_var(name) for name in SETTING_NAMES} | {"ASSUME_PROVIDER_ENABLE", env_var("share")}
-)
+# What a user sets: the settings (``share`` among them) and the zero-code switch
+# (startup/hook.py). These are the names a warning suggests.
+FOR_USERS = frozenset({env_var(name) for name in SETTING_NAMES} | {"ASSUME_PROVIDER_ENABLE"})
 # What the tool sets for its own children (cli/recursion.py, `env`/`exec`), and what the
 # project's own scripts read (.ci/run, ci/async-tests, scripts/demo, tests/test_zero_code.py):
 # known, so never flagged, but never suggested either.

@@ -50,10 +50,19 @@ class ChainKey:
     # How the STS requests are sent (proxies, timeouts, CA bundle: ``sts.client_settings``):
     # sessions that would send them differently must not share, or the first one decides.
     sts_client: Hashable = ()
+    # How far the credentials are shared (``process`` or ``disk``) and, with ``disk``, the
+    # disk-cache entry: engines that would share differently, or through another entry,
+    # must not be one engine.
+    share: str = "process"
+    disk_key: Optional[str] = None
 
 
 def chain_key(
-    settings: Settings, source: SourceKey, target: StsTarget, sts_client: Hashable = ()
+    settings: Settings,
+    source: SourceKey,
+    target: StsTarget,
+    sts_client: Hashable = (),
+    disk_key: Optional[str] = None,
 ) -> ChainKey:
     """The sharing key of the chain these settings describe, from that source and target."""
     return ChainKey(
@@ -68,6 +77,8 @@ def chain_key(
         parameters=session_parameters(settings),
         sts_fallback_regions=settings.sts_fallback_regions,
         sts_client=sts_client,
+        share=settings.share,
+        disk_key=disk_key,
     )
 
 

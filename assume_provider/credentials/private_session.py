@@ -104,3 +104,17 @@ def _frozen(value: Any) -> Hashable:
     except TypeError:
         return repr(value)
     return value  # type: ignore[no-any-return]
+
+
+def session_overrides(session: botocore.session.Session) -> Optional[str]:
+    """What ``session`` sets beyond its environment and files, as text for the disk-cache key,
+    or None when nothing: then its chain is the one ``credential-process`` builds for the same
+    environment, and the two share an entry (``share = disk``). The profile is left out: the
+    key names the active profile already."""
+    variables = {
+        name: value for name, value in session.instance_variables().items() if name != "profile"
+    }
+    config = session.get_default_client_config()
+    if not variables and config is None:
+        return None
+    return repr((_frozen(variables), () if config is None else frozen_config(config)))

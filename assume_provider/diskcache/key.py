@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 KEY_VERSION = 4
 # Settings that decide the result (the cache folder and refresh tuning only decide where
-# and how long an entry is kept).
-_NOT_KEYED = ("cache_dir", "prefetch", "refresh_window_seconds")
+# and how long an entry is kept; ``share`` only whether the library uses the cache at all,
+# so a library process with ``share = disk`` and ``credential-process`` find one entry).
+_NOT_KEYED = ("cache_dir", "prefetch", "refresh_window_seconds", "share")
 KEYED_SETTINGS = tuple(name for name in SETTING_NAMES if name not in _NOT_KEYED)
 
 # Environment variables that decide the source identity or where STS is reached.
@@ -57,8 +58,13 @@ def _digest(content: Optional[bytes]) -> Optional[str]:
     return None if content is None else str(sha256(content).hexdigest())
 
 
-def key_material(inputs: SettingInputs) -> dict[str, Any]:
+def key_material(inputs: SettingInputs, session_overrides: Optional[str] = None) -> dict[str, Any]:
     """Everything that determines the chain's result, as known without network I/O.
+
+    The one computation for the command line and the library (``share = disk``), so that
+    equal settings find one entry. ``session_overrides`` is what a library session sets
+    beyond its environment and files (``boto3.Session(region_name=...)``, a client config):
+    the command line's session never has any, so a session with some gets keys of its own.
 
     - the chain settings given as arguments or environment variables; for the default
       session name, the user and host it derives from;
@@ -80,7 +86,7 @@ def key_material(inputs: SettingInputs) -> dict[str, Any]:
             os.uname().nodename,
         ]
     files = inputs.files
-    return {
+    material: dict[str, Any] = {
         # An inline policy given as file://PATH: that file's content decides the result too.
         "policy_file": _policy_file(inputs),
         "version": KEY_VERSION,
@@ -91,6 +97,9 @@ def key_material(inputs: SettingInputs) -> dict[str, Any]:
         "credentials_file": [files.credentials_path, _digest(files.credentials)],
         "environment": environ_values,
     }
+    if session_overrides is not None:
+        material["session_overrides"] = session_overrides
+    return material
 
 
 def _policy_file(inputs: SettingInputs) -> Optional[list[Any]]:
@@ -126,5 +135,6 @@ def cache_key(material: Mapping[str, Any]) -> str:
     return str(sha256(text.encode("utf-8")).hexdigest()[:40])
 
 
-def key_of(inputs: SettingInputs) -> str:
-    return cache_key(key_material(inputs))
+def key_of(inputs: SettingInputs, session_overrides: Optional[str] = None) -> str:
+    """The entry's key: ``credential-process`` and the library's ``share = disk`` both ask here."""
+    return cache_key(key_material(inputs, session_overrides))

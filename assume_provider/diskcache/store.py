@@ -150,6 +150,11 @@ class DiskCache:
             return None
         return entry
 
+    def read_any(self, key: str) -> Optional[Entry]:
+        """The entry if present, well-formed, ours and private, fresh or not: for a caller
+        with a freshness rule of its own (the library's configured refresh window)."""
+        return self._load(self.file_name(key))
+
     def _load(self, name: str) -> Optional[Entry]:
         """The entry in file ``name`` if it is well-formed, ours and private, fresh or not."""
         try:
