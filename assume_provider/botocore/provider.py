@@ -27,7 +27,7 @@ from ..credentials.fetcher import (
     fallback_regions,
     make_engine,
 )
-from ..credentials.private_session import client_settings, private_session
+from ..credentials.private_session import PrivateSession, client_settings, private_session
 from ..credentials.sources import SourceCredentials, source_key
 from ..credentials.sts import sts_client_config, sts_client_factory, sts_target
 from ..engine import shared
@@ -70,7 +70,8 @@ def shared_credentials(
     """The process-wide credentials object for these settings (no network I/O here).
 
     The chain's sharing key is read from ``session``; its source and STS clients are built on
-    private copies of it (``credentials/private_session.py`` says why), never on ``session``.
+    a private copy of it (``credentials/private_session.py`` says why), never on ``session``:
+    one copy for both, made only if one of them is new.
     With ``share = disk`` and the ``inputs`` the settings came from, the engine fetches
     through the disk cache of ``credential-process`` too (``credentials/disk_share.py``),
     under the key that command computes for the same inputs. (The server passes no inputs:
@@ -78,9 +79,15 @@ def shared_credentials(
     """
     target = sts_target(session)
     source_id = source_key(settings.source, session)
+    copies: list[PrivateSession] = []
+
+    def copy() -> PrivateSession:
+        if not copies:
+            copies.append(private_session(session))
+        return copies[0]
+
     source = shared.shared(
-        ("source", source_id),
-        lambda: SourceCredentials(settings.source, private_session(session)),
+        ("source", source_id), lambda: SourceCredentials(settings.source, copy())
     )
     sts_client = client_settings(session, sts_client_config(session))
     disk_key = None
@@ -96,7 +103,7 @@ def shared_credentials(
         fetcher = ChainFetcher(
             settings,
             source,
-            sts_client_factory(private_session(session), target),
+            sts_client_factory(copy(), target),
             fallback_regions(settings, target),
         )
         fetch: Callable[[], TemporaryCredentials] = fetcher

@@ -1,4 +1,4 @@
-"""The botocore sessions this package builds its own clients on: private copies of the
+"""The botocore session this package builds its own clients on: a private copy of the
 application's.
 
 The chain's STS clients and its source's resolvers are built from background threads (the
@@ -6,10 +6,13 @@ prefetch thread, the server's workers, the async view's worker) while the applic
 threads create clients on the application's session. botocore does not promise that
 ``Session.create_client`` is safe from several threads of one session at once (its guide says
 to create a session per thread), so this package never builds on the application's session:
-each shared object (a chain's STS client factory, a source) gets a session of its own,
-configured as the application's is, and builds on it one thread at a time (a lock in the STS
-client factory; the source's own lock). A lock on the application's session could only order
-this package's builds, never the application's, which do not take it.
+it builds on a ``PrivateSession``, configured as the application's is, which creates one
+client at a time whoever asks (a lock around its own ``create_client``). A lock on the
+application's session could only order this package's builds, never the application's, which
+do not take it. Because the copy orders its own builds, one copy serves every object made
+from one resolution (a chain's STS client factory and its source): a process pays for one
+copy, not one per object (``docs/performance.md``, "Short-lived processes": a session's
+construction registers botocore's ~370 built-in event handlers).
 
 A copy carries what decides how botocore reaches AWS: the session's instance variables (the
 profile, region, config and credentials files, CA bundle, everything ``set_config_variable``
@@ -17,27 +20,58 @@ set, which is also what ``boto3.Session(...)`` sets), its default client config 
 proxy settings, timeouts, retries), and the environment and config files, which it reads
 itself. It does not carry event handlers or components the application registered on its
 session: the clients the copy builds are this package's, signed with the chain's credentials.
+
+One component is shared instead of copied: the application's data loader, botocore's cache of
+the JSON files it ships (endpoints, service models, rule sets). A fresh session would parse
+them again for the chain's first STS client, which in a process that makes one call costs
+more than everything else this package does (``docs/performance.md``, "Short-lived
+processes"). The loader only reads files and keeps what it parsed (a dict written under the
+GIL; two threads loading one file at once both parse it, and either result is the same);
+botocore shares it among every client of a session already, whatever thread builds them. It
+is also the loader botocore's own assume-role provider uses, so models the application added
+to its search path apply to the chain's STS clients as they would to botocore's.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Hashable
 from typing import Any, Optional
 
 import botocore.config
 import botocore.session
 
+from ..engine.forksafe import ForkSafeLock
 
-def private_session(session: botocore.session.Session) -> botocore.session.Session:
-    """A new botocore session configured as ``session`` is (see the module). For an async
-    session, whose default client config may hold aiohttp-only options, ``aio/`` gives the
-    copy a config of botocore's options only."""
-    copy = botocore.session.Session()
+
+class PrivateSession(botocore.session.Session):  # type: ignore[misc]
+    """A botocore session of this package's own that builds one client at a time, so the
+    objects sharing it (a source, a chain's STS clients) may build from any thread."""
+
+    def __init__(self) -> None:
+        # Reentrant: a client botocore builds may need credentials that build another.
+        self._building = ForkSafeLock(threading.RLock)
+        super().__init__()
+
+    def create_client(self, *args: Any, **kwargs: Any) -> Any:
+        with self._building:
+            return super().create_client(*args, **kwargs)
+
+
+def private_session(session: botocore.session.Session) -> PrivateSession:
+    """A copy configured as ``session`` is (see the module), or ``session`` itself when it is
+    already one (the async view's sync twin). For an async session, whose default client
+    config may hold aiohttp-only options, ``aio/`` gives the copy a config of botocore's
+    options only."""
+    if isinstance(session, PrivateSession):
+        return session
+    copy = PrivateSession()
     for name, value in session.instance_variables().items():
         copy.set_config_variable(name, value)
     config = session.get_default_client_config()
     if config is not None:
         copy.set_default_client_config(config)
+    copy.register_component("data_loader", session.get_component("data_loader"))
     return copy
 
 

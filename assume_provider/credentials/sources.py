@@ -22,7 +22,6 @@ from ..config.settings import Source
 from ..engine.forksafe import ForkSafeLock, renew_in_child
 from ..errors import NoSourceCredentialsError, SourceCredentialsError
 from ..redaction import register_secret
-from .attempts import explain, not_found_message
 from .imds import with_imds_retries
 from .private_session import client_settings
 
@@ -204,6 +203,10 @@ class SourceCredentials:
         return credentials
 
     def _not_found(self, resolver: Any, read_session: Any) -> NoSourceCredentialsError:
+        # Imported here: only a failure needs the explanation (its import is a cost every
+        # short-lived process would pay; docs/performance.md, "Short-lived processes").
+        from .attempts import explain, not_found_message
+
         methods = [provider.METHOD for provider in resolver.providers]
         # botocore drops the environment when a session's profile is named explicitly.
         env_skipped = (

@@ -1,0 +1,73 @@
+"""The chain's private botocore session: one per resolution, sharing the application's data
+loader, building one client at a time (``credentials/private_session.py``)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import botocore
+import botocore.session
+import pytest
+from testbed import TestBed
+
+import assume_provider
+from assume_provider.credentials.private_session import PrivateSession, private_session
+
+pytestmark = pytest.mark.usefixtures("fresh_provider_state")
+
+WAIT = 60  # a safety net for a broken build, never what a passing run waits for
+
+
+def test_a_resolution_makes_one_private_copy_and_it_reads_the_applications_loader(
+    aws_env: TestBed,
+) -> None:
+    created: list[botocore.session.Session] = []
+
+    def count(session: botocore.session.Session) -> None:
+        created.append(session)
+
+    botocore.register_initializer(count)
+    try:
+        app = botocore.session.Session()
+        assume_provider.register(app, role_arn=aws_env.world.target_role_arn)
+        arn = app.create_client("sts").get_caller_identity()["Arn"]
+    finally:
+        botocore.unregister_initializer(count)
+    assert aws_env.world.account_a in arn
+    copies = [session for session in created if session is not app]
+    # One copy for the source and the chain's STS clients together.
+    assert len(copies) == 1
+    assert isinstance(copies[0], PrivateSession)
+    # The chain's first STS client parsed no JSON file the application's client had parsed.
+    assert copies[0].get_component("data_loader") is app.get_component("data_loader")
+    assert aws_env.proxy.count(action="AssumeRole") == 1
+
+
+def test_a_private_copy_of_a_private_copy_is_itself() -> None:
+    copy = private_session(botocore.session.Session())
+    assert private_session(copy) is copy
+
+
+def test_a_private_session_holds_its_build_lock_while_it_builds(aws_env: TestBed) -> None:
+    """Another thread cannot take the copy's build lock while a client is being built on it,
+    and can once the build is over: builds on one copy never overlap."""
+    copy = private_session(botocore.session.Session())
+    probes: list[bool] = []
+
+    def try_the_lock() -> None:
+        lock: Any = copy._building._lock  # the RLock inside the fork-safe wrapper
+        taken = lock.acquire(blocking=False)
+        if taken:
+            lock.release()
+        probes.append(taken)
+
+    def probe_from_another_thread(**_: Any) -> None:
+        prober = threading.Thread(target=try_the_lock)
+        prober.start()
+        prober.join(WAIT)
+
+    copy.register("creating-client-class", probe_from_another_thread)
+    copy.create_client("sts", aws_access_key_id="AKIDTEST", aws_secret_access_key="secret")
+    probe_from_another_thread()
+    assert probes == [False, True]
