@@ -24,7 +24,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return _main(argv)
     finally:
-        leave_warning_to_command_line(False)  # main() called in-process, by tests say
+        # main() called in a process that goes on (a test, say): leave its logging as it was.
+        leave_warning_to_command_line(False)
+        if "logging" in sys.modules:
+            from .common import unconfigure_logging
+
+            unconfigure_logging()
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:

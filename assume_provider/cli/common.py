@@ -178,6 +178,18 @@ def configure_logging(debug: bool) -> None:
 _WARNINGS_HANDLER = "assume-provider-cli-warnings"
 
 
+def unconfigure_logging() -> None:
+    """Take the command's warning handler off the package's logger again: ``main()`` run in
+    a process that goes on (a test, an application calling it) must not leave the library's
+    warnings printed in the command's format."""
+    import logging
+
+    package = logging.getLogger("assume_provider")
+    for handler in list(package.handlers):
+        if handler.get_name() == _WARNINGS_HANDLER:
+            package.removeHandler(handler)
+
+
 def drop_warnings_of(logger_name: str) -> None:
     """Keep one logger's records off the one-line warnings (a subcommand reports them itself)."""
     import logging

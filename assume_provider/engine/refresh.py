@@ -236,6 +236,12 @@ class RefreshingCredentials:
         return entry.refresh_at if entry is not None else None
 
     @property
+    def last_error(self) -> Optional[BaseException]:
+        """The error of the latest refresh attempt; None once one succeeds (or before any).
+        Set before the attempt's waiters are released, so it is never behind what they got."""
+        return self._last_error
+
+    @property
     def stats(self) -> RefreshStats:
         """How often the source was asked, failed, and was spared by the backoff."""
         with self._state_lock:

@@ -56,7 +56,6 @@ class Route:
         self.engine: RefreshingCredentials = provider.shared_credentials(
             self.settings, session
         ).engine
-        self.last_error: Optional[str] = None  # the error code of the last attempt, if it failed
         self.last_failure: Optional[events.RefreshEvent] = None  # the last failed attempt
         # The engine's failed attempts whose event this route has heard, and who waits for the
         # next: the engine hands a flight's result to its waiters before its events to
@@ -115,6 +114,13 @@ class Route:
         expiration = credentials.expiration
         return expiration is not None and expiration <= fetcher.clock()  # the engine's clock
 
+    @property
+    def last_error(self) -> Optional[str]:
+        """The error code of the engine's latest attempt, if it failed: read from the engine,
+        which knows it before the attempt's waiters do (its event may still be on its way)."""
+        error = self.engine.last_error
+        return events.error_code_of(error) if error is not None else None
+
     def failure_heard(self) -> Optional[concurrent.futures.Future[None]]:
         """None when the event of every failed attempt of the engine has reached this route
         (``last_failure`` is the latest); otherwise a future set when the next one has."""
@@ -129,7 +135,6 @@ class Route:
     def hear(self, event: events.RefreshEvent) -> None:
         """Take in one refresh event of this route's engine (from the refresh listener)."""
         with self._heard_lock:
-            self.last_error = event.error_code if event.kind != events.REFRESHED else None
             if event.kind != events.REFRESHED:
                 self.last_failure = event
                 self._failures_heard += 1
