@@ -14,17 +14,17 @@ import pytest
 from refresh_fakes import T0, AccessDenied, FakeClock, SourceDown
 
 import assume_provider.engine.refresh as refresh_module
-from assume_provider.engine.refresh import (
-    RefreshingCredentials,
-    StaleCredentialsError,
-    TemporaryCredentials,
-    advisory_window_for,
-)
 from assume_provider.engine.events import (
     REFRESHED,
     RefreshEvent,
     add_refresh_listener,
     remove_refresh_listener,
+)
+from assume_provider.engine.refresh import (
+    RefreshingCredentials,
+    StaleCredentialsError,
+    TemporaryCredentials,
+    advisory_window_for,
 )
 from assume_provider.engine.schedule import JITTER_FRACTION
 
