@@ -198,11 +198,11 @@ def test_botocore_refresh_lock_held_at_fork_is_free_in_the_child() -> None:
     def hold() -> None:
         with credentials._refresh_lock:
             holding.set()
-            release.wait(10)
+            release.wait(60)
 
     holder = threading.Thread(target=hold)
     holder.start()
-    holding.wait(10)
+    assert holding.wait(60)
     try:
         pid = os.fork()
         if pid == 0:
@@ -212,7 +212,7 @@ def test_botocore_refresh_lock_held_at_fork_is_free_in_the_child() -> None:
         _, status = os.waitpid(pid, 0)
     finally:
         release.set()
-        holder.join(10)
+        holder.join(60)
     assert os.waitstatus_to_exitcode(status) == 0
 
 

@@ -14,6 +14,12 @@ import pytest
 from refresh_fakes import T0, AccessDenied, FakeClock, SourceDown
 
 import assume_provider.engine.refresh as refresh_module
+from assume_provider.engine.events import (
+    REFRESHED,
+    RefreshEvent,
+    add_refresh_listener,
+    remove_refresh_listener,
+)
 from assume_provider.engine.refresh import (
     RefreshingCredentials,
     StaleCredentialsError,
@@ -22,7 +28,7 @@ from assume_provider.engine.refresh import (
 )
 from assume_provider.engine.schedule import JITTER_FRACTION
 
-TIMEOUT = 5.0
+TIMEOUT = 60.0  # failure-only: a wait that ends early on success
 
 
 class Source:
@@ -313,33 +319,39 @@ def test_prefetch_step_respects_backoff() -> None:
 
 def test_prefetch_thread_refreshes_and_close_stops_it() -> None:
     clock = FakeClock()
-    fetched = threading.Event()
+    published = threading.Event()
     new = TemporaryCredentials("AKID-NEW", "S", "T", T0 + 3600)
 
     def fetch() -> TemporaryCredentials:
-        fetched.set()
         return new
 
+    def on_refresh(event: RefreshEvent) -> None:
+        # Listeners run after the engine has published the attempt's outcome.
+        if event.kind == REFRESHED and event.access_key_id == "AKID-NEW":
+            published.set()
+
     due = TemporaryCredentials("AKID-OLD", "S", "T", T0 + 90)
-    engine = RefreshingCredentials(
-        fetch,
-        clock=clock,
-        monotonic=clock.monotonic,
-        random=lambda: 0.0,
-        initial=due,
-        prefetch=True,
-    )
+    add_refresh_listener(on_refresh)  # before the thread starts, so no event is missed
+    try:
+        engine = RefreshingCredentials(
+            fetch,
+            clock=clock,
+            monotonic=clock.monotonic,
+            random=lambda: 0.0,
+            initial=due,
+            prefetch=True,
+        )
+    except BaseException:
+        remove_refresh_listener(on_refresh)
+        raise
     try:
         thread = engine._prefetcher.thread
         assert thread is not None and thread.daemon
-        assert fetched.wait(TIMEOUT)
-        for _ in range(100):  # the thread publishes right after the fetch returns
-            if engine.current is new:
-                break
-            threading.Event().wait(0.01)
+        assert published.wait(TIMEOUT)
         assert engine.current is new
     finally:
         engine.close()
+        remove_refresh_listener(on_refresh)
     assert not thread.is_alive()
     assert engine.get() is new
 

@@ -15,7 +15,7 @@ from assume_provider.engine.refresh import RefreshingCredentials, TemporaryCrede
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 
 T0 = 1_700_000_000.0
-TIMEOUT = 5.0
+TIMEOUT = 60.0  # failure-only: a deadlocked child or parent is the only way to reach it
 
 
 def in_child(check: Callable[[], bool]) -> int:

@@ -7,6 +7,8 @@ the same fake clock, so hours pass in milliseconds and nothing sleeps waiting fo
 from __future__ import annotations
 
 import random
+import threading
+from collections.abc import Callable
 
 import boto3
 import botocore.config
@@ -27,24 +29,38 @@ def get_item(session: boto3.Session, bed: TestBed) -> dict[str, object]:
     )
 
 
-FAULTS = {
-    "first two throttled": (Fault.throttle(), 2, 3),
-    "a 500": (Fault.server_error(500), 1, 2),
-    "a dropped connection": (Fault.drop(), 1, 2),
-    "a delay beyond the read timeout": (Fault.delay(2.0), 1, 2),
+# name: (the fault, given a gate the test sets once the retry has arrived; times; attempts)
+FAULTS: dict[str, tuple[Callable[[threading.Event], Fault], int, int]] = {
+    "first two throttled": (lambda gate: Fault.throttle(), 2, 3),
+    "a 500": (lambda gate: Fault.server_error(500), 1, 2),
+    "a dropped connection": (lambda gate: Fault.drop(), 1, 2),
+    # Held until the client has given up on it and retried: beyond the read timeout
+    # however slow the machine, where a fixed delay could end first under load.
+    "a call held beyond the read timeout": (Fault.hold, 1, 2),
 }
 
 
 @pytest.mark.parametrize("name", list(FAULTS))
 def test_application_calls_succeed_through_sts_faults(aws_env: TestBed, name: str) -> None:
-    fault, times, expected_attempts = FAULTS[name]
-    aws_env.proxy.inject(fault, action="AssumeRole", times=times)
+    make_fault, times, expected_attempts = FAULTS[name]
+    gate = threading.Event()
+    aws_env.proxy.inject(make_fault(gate), action="AssumeRole", times=times)
+    release = threading.Thread(
+        target=lambda: aws_env.proxy.wait_for_count(expected_attempts, action="AssumeRole")
+        and gate.set(),
+        daemon=True,
+    )
+    release.start()
     session = boto3.Session()
     # The application's own client settings apply to the STS calls too: a 1 s read timeout.
     session._session.set_default_client_config(botocore.config.Config(read_timeout=1))
     assume_provider.register(session, role_arn=aws_env.world.target_role_arn)
 
-    item = get_item(session, aws_env)
+    try:
+        item = get_item(session, aws_env)
+    finally:
+        gate.set()  # a held call never outlives the test
+        release.join(60)
 
     assert "Item" in item
     assert aws_env.proxy.count(action="AssumeRole") == expected_attempts

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Optional
@@ -14,15 +13,16 @@ from refresh_fakes import T0, AccessDenied, FakeClock, SourceDown
 from assume_provider.engine.refresh import RefreshingCredentials, TemporaryCredentials
 
 THREADS = 64
-TIMEOUT = 5.0
+TIMEOUT = 60.0  # failure-only: every wait ends as soon as what it waits for happens
 
 
 class WatchedLock:
-    """A real lock that tells how many threads are blocked in acquire() right now."""
+    """A real lock that tells how many threads are blocked in acquire() right now, and
+    notifies a condition each time that number changes, so a test waits for it without polling."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._count_lock = threading.Lock()
+        self._count_changed = threading.Condition(threading.Lock())
         self.waiting = 0
         self.acquires = 0
 
@@ -30,16 +30,24 @@ class WatchedLock:
         self.acquires += 1
         if not blocking:
             return self._lock.acquire(False)
-        with self._count_lock:
+        with self._count_changed:
             self.waiting += 1
+            self._count_changed.notify_all()
         try:
             return self._lock.acquire(True, timeout)
         finally:
-            with self._count_lock:
+            with self._count_changed:
                 self.waiting -= 1
+                self._count_changed.notify_all()
 
     def release(self) -> None:
         self._lock.release()
+
+    def wait_for_waiting(self, count: int) -> None:
+        """Block until at least ``count`` threads are blocked in acquire()."""
+        with self._count_changed:
+            if not self._count_changed.wait_for(lambda: self.waiting >= count, TIMEOUT):
+                raise AssertionError(f"timed out waiting until {count} callers wait")
 
     def __enter__(self) -> bool:
         return self.acquire()
@@ -51,14 +59,6 @@ class WatchedLock:
         traceback: Optional[TracebackType],
     ) -> None:
         self.release()
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.001)
 
 
 def run_threads(count: int, target: Callable[[], object]) -> list[object]:
@@ -118,7 +118,7 @@ class Harness:
         """The next fetch blocks until the other THREADS - 1 callers wait on the refresh."""
 
         def answer() -> TemporaryCredentials:
-            wait_until(lambda: self.refresh_lock.waiting >= THREADS - 1, "all callers wait")
+            self.refresh_lock.wait_for_waiting(THREADS - 1)
             return then()
 
         self.answer = answer

@@ -256,7 +256,7 @@ def test_sigint_exits_zero_too(
 
     with _start(aws_env, subprocess_env, tmp_path) as server:
         server.process.send_signal(signal.SIGINT)
-        assert server.process.wait(timeout=5) == 0
+        assert server.process.wait(timeout=60) == 0  # failure-only bound
 
 
 def test_aws_cli_is_the_client(

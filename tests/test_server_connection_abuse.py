@@ -16,6 +16,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -70,16 +71,39 @@ def _wait_until_warm(port: int) -> None:
     raise AssertionError("the server never fetched credentials")
 
 
+def _get_with_token(port: int, token_file: Path) -> int:
+    """The status of a GET /, asked again (as an SDK does) while the refresh is under way:
+    each ask waits on the server's side, at most its max_wait, so nothing sleeps here."""
+    for _ in range(40):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            connection.request("GET", "/", headers={"Authorization": token_file.read_text()})
+            answer = connection.getresponse()
+            status, body = answer.status, answer.read()
+        finally:
+            connection.close()
+        if status != 503 or b"RefreshInProgress" not in body:
+            break
+    return status
+
+
 def _flooded(aws_env: TestBed, env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
     process, port, token_file, errors = _serve(aws_env, env, tmp_path, preexec_fn=_low_fd_limit)
     _wait_until_warm(port)
     flood = [socket.create_connection(("127.0.0.1", port)) for _ in range(LIMIT + 20)]
-    # No signal tells when the server has accepted them all; 2 s leaves it time to reach its
-    # cap (and to exhaust its descriptors, before the cap existed). A shorter wait only makes
-    # the test weaker, never flaky.
-    time.sleep(2.0)
+    # The server accepts connections in the order they came and serves each in a task
+    # started in that order: once the last one is answered, every earlier one has been
+    # accepted (the server is at its cap, or, before the cap existed, out of descriptors:
+    # then no answer comes, and the token holder below is not answered either).
+    last = flood[-1]
+    last.settimeout(30)  # failure-only bound
+    last.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     try:
-        client = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        last.recv(1)
+    except OSError:
+        pass
+    try:
+        client = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         client.request("GET", "/", headers={"Authorization": token_file.read_text()})
         status = client.getresponse().status
     except OSError as exc:
@@ -87,7 +111,7 @@ def _flooded(aws_env: TestBed, env: dict[str, str], tmp_path: Path):  # type: ig
     for connection in flood:
         connection.close()
     process.send_signal(signal.SIGTERM)
-    process.wait(timeout=10)
+    process.wait(timeout=60)
     return status, errors.read_text()
 
 
@@ -109,20 +133,30 @@ def test_connections_reset_before_their_answer_write_nothing_to_stderr(
     aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
     """A client that gives up (its timeout, a kill) resets the connection, token or not."""
-    aws_env.proxy.inject(Fault.delay(0.5), action="AssumeRole", times=None)  # answers take time
+    gate = threading.Event()
+    aws_env.proxy.inject(Fault.hold(gate), action="AssumeRole")  # the warm-up, held at STS
     process, port, token_file, errors = _serve(aws_env, subprocess_env, tmp_path)
-    for path in ("/", "/healthz", "/profile/none"):
-        client = socket.create_connection(("127.0.0.1", port), timeout=5)
-        client.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Authorization: {token_file.read_text()}\r\n\r\n".encode()
-        )
-        time.sleep(0.05)  # the request is being served
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        client.close()  # RST, with the answer unread
-    time.sleep(1.5)
+    try:
+        # The default route's fetch is at STS: a request for "/" waits on it.
+        assert aws_env.proxy.wait_for_count(1, action="AssumeRole")
+        for path in ("/", "/healthz", "/profile/none"):
+            client = socket.create_connection(("127.0.0.1", port), timeout=30)
+            client.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Authorization: {token_file.read_text()}\r\n\r\n".encode()
+            )
+            if path != "/":  # answered at once: reset with the answer there, unread
+                select.select([client], [], [], 30)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()  # RST, with the answer unread
+    finally:
+        gate.set()
+    # This request shares the fetch the reset "/" waited on, after it: once it is answered,
+    # the server has answered (written to) the reset one, or timed its wait out.
+    answer = _get_with_token(port, token_file)
+    assert answer == 200, answer
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=10) == 0
+    assert process.wait(timeout=60) == 0
     lines = [line for line in errors.read_text().splitlines() if line]
     assert "Traceback" not in "\n".join(lines)
     assert all(line.startswith("assume-provider: serve: ") for line in lines), lines

@@ -4,12 +4,15 @@ credential or breaks the next client."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import select
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from inprocess_server import get_json as _get
@@ -126,27 +129,35 @@ def test_a_second_content_length_or_any_transfer_encoding_closes_the_connection(
 
 
 _PIPELINER = """
-import socket, sys, threading, time
-port, seconds = int(sys.argv[1]), float(sys.argv[2])
+import socket, sys, threading
+port = int(sys.argv[1])
 burst = b"GET / HTTP/1.1\\r\\n\\r\\n" * 4000  # no Host, no token: 403s
-end = time.time() + seconds
 s = socket.create_connection(("127.0.0.1", port))
+answered, stop = threading.Event(), threading.Event()
 def drain():
     try:
         while s.recv(1 << 20):
-            pass
+            answered.set()
     except OSError:
         pass
+def until_stdin_closes():
+    sys.stdin.read()
+    stop.set()
 threading.Thread(target=drain, daemon=True).start()
-while time.time() < end:
+threading.Thread(target=until_stdin_closes, daemon=True).start()
+s.sendall(burst)
+answered.wait(60)
+print("flooding", flush=True)  # the server is answering the pipeline now
+while not stop.is_set():  # until the test has asked all it wanted
     s.sendall(burst)
 s.close()
 """
 
 
 def _healthz_status(server: CredentialHTTPServer) -> bytes:
-    """The status line of a /healthz, within botocore's 2 s container timeout (or b"")."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=2) as client:
+    """The status line of a /healthz (or b""); 30 s is a failure-only bound: the flood goes
+    on until every one has been asked, so one the flood held up would never be answered."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
         client.sendall(
             f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
             "Connection: close\r\n\r\n".encode()
@@ -162,14 +173,41 @@ def test_a_pipelining_client_without_the_token_does_not_hold_up_the_others(
 ) -> None:
     """Reading a request already buffered does not yield to the loop (on Python 3.12+
     wait_for() does not either): without a turn per request, one connection pipelining
-    thousands held every other client for seconds."""
-    attacker = subprocess.Popen([sys.executable, "-c", _PIPELINER, str(server.port), "4"])
+    thousands held every other client for as long as it went on."""
+    attacker = subprocess.Popen(
+        [sys.executable, "-c", _PIPELINER, str(server.port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert attacker.stdin is not None and attacker.stdout is not None
     try:
-        time.sleep(0.3)
+        ready, _, _ = select.select([attacker.stdout], [], [], 60)
+        assert ready and attacker.stdout.readline() == b"flooding\n"
         statuses = [_healthz_status(server) for _ in range(40)]
+        assert attacker.poll() is None  # the flood went on all along
     finally:
-        attacker.wait(timeout=30)
+        attacker.stdin.close()
+        try:
+            attacker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            attacker.kill()
+            attacker.wait()
     assert statuses == [b"HTTP/1.1 200 OK"] * 40
+
+
+def _on_the_loop(server: CredentialHTTPServer, check: Callable[[], bool]) -> bool:
+    """``check()`` run on the server's event loop, where its connection state lives."""
+    result: concurrent.futures.Future[bool] = concurrent.futures.Future()
+    server._loop.call_soon_threadsafe(lambda: result.set_result(check()))
+    return result.result(30)
+
+
+def _wait_for_server(server: CredentialHTTPServer, check: Callable[[], bool]) -> None:
+    """Until ``check()`` holds on the server's loop; 60 s is a failure-only bound."""
+    deadline = time.monotonic() + 60
+    while not _on_the_loop(server, check):
+        assert time.monotonic() < deadline, "the server never got there"
+        threading.Event().wait(0.01)  # between looks at the server's state, not instead
 
 
 def test_connections_that_never_read_their_answers_can_be_closed_to_make_room(
@@ -184,14 +222,23 @@ def test_connections_that_never_read_their_answers_can_be_closed_to_make_room(
             holder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # a tiny window
             holder.connect(("127.0.0.1", server.port))
             holder.setblocking(False)
-            sent, deadline = 0, time.monotonic() + 5
-            while sent < len(burst) and time.monotonic() < deadline:
+            sent = 0
+            while sent < len(burst):
                 try:
                     sent += holder.send(burst[sent:])
                 except BlockingIOError:
-                    time.sleep(0.01)
+                    # No room for a second: the server has stopped reading, stuck writing
+                    # answers nobody reads (or, sent less, it answers what came and waits
+                    # for more: a connection that can be closed to make room as well).
+                    if not select.select([], [holder], [], 1)[1]:
+                        break
             holders.append(holder)
-        time.sleep(1.0)  # every holder is stuck writing answers nobody reads
+
+        def all_wait_on_their_clients() -> bool:
+            connections = list(server._connections.values())
+            return len(connections) == 4 and all(c.waiting_since is not None for c in connections)
+
+        _wait_for_server(server, all_wait_on_their_clients)
         assert _healthz_status(server) == b"HTTP/1.1 200 OK"
     finally:
         for holder in holders:
@@ -213,7 +260,7 @@ def test_shutdown_at_any_moment_after_start_stops_the_loop_cleanly(
             thread.start()
             other.shutdown()
             other.server_close()
-            thread.join(2.0)
+            thread.join(30)  # failure-only bound
             still_running += thread.is_alive()
     finally:
         threading.excepthook = previous

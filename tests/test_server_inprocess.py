@@ -51,7 +51,16 @@ def test_sts_failing_with_credentials_cached_serves_the_cached_ones(
     server: CredentialHTTPServer, aws_env: TestBed, fake_clock: FakeClock
 ) -> None:
     seen: list[events.RefreshEvent] = []
-    assume_provider.add_refresh_listener(seen.append)
+    failed = threading.Event()
+
+    def listen(event: events.RefreshEvent) -> None:
+        seen.append(event)
+        if event.kind != events.REFRESHED:
+            failed.set()
+
+    # Added after the server's own listener (the fixture started the server), so by the
+    # time this one hears the failed attempt, /healthz has heard it too.
+    assume_provider.add_refresh_listener(listen)
     try:
         status, body = _get(server)
         assert status == 200
@@ -59,15 +68,12 @@ def test_sts_failing_with_credentials_cached_serves_the_cached_ones(
         fake_clock.advance(_expiry(body) - fake_clock() - 30)
         status, again = _get(server)  # waits at most max_wait for the failing refresh
         assert status == 200 and again["AccessKeyId"] == body["AccessKeyId"]
-        for _ in range(100):  # the refresh retries throttling for up to ~3 s
-            status, health = _get(server, "/healthz")
-            if health["status"] != "ok":
-                break
-            threading.Event().wait(0.1)
+        assert failed.wait(60)  # the refresh retries throttling before it gives up
+        status, health = _get(server, "/healthz")
         assert health["status"] == "degraded"
         assert health["routes"]["/"]["last_error"] == "Throttling"
     finally:
-        assume_provider.remove_refresh_listener(seen.append)
+        assume_provider.remove_refresh_listener(listen)
     kinds = [e.kind for e in seen]
     assert kinds[0] == "refreshed" and "served_stale" in kinds
     stale = next(e for e in seen if e.kind == "served_stale")
@@ -84,24 +90,30 @@ def test_requests_to_a_valid_route_are_answered_while_another_waits_on_sts(
         f"[profile slow]\nassume_provider_role_arn = {aws_env.world.hop_role_arn}\n"
     )
     assert _get(server)[0] == 200
-    aws_env.proxy.inject(Fault.delay(5.0), action="AssumeRole")
+    gate = threading.Event()
+    aws_env.proxy.inject(Fault.hold(gate), action="AssumeRole")
     slow: list[int] = []
     waiter = threading.Thread(target=lambda: slow.append(_get(server, "/profile/slow")[0]))
     waiter.start()
-    while aws_env.proxy.count(action="AssumeRole") < 2:  # the slow route's fetch has begun
-        threading.Event().wait(0.01)
-    answered = []
-    workers = [
-        threading.Thread(target=lambda: answered.extend(_get(server)[0] for _ in range(10)))
-        for _ in range(8)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert answered == [200] * 80
-    assert slow == []  # all 80 were answered while the other route still waited on STS
-    waiter.join()
+    try:
+        # The slow route's fetch has reached STS and is held there until the gate opens.
+        assert aws_env.proxy.wait_for_count(2, action="AssumeRole")
+        answered = []
+        workers = [
+            threading.Thread(target=lambda: answered.extend(_get(server)[0] for _ in range(10)))
+            for _ in range(8)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+            assert not worker.is_alive(), "a request to the valid route hung"
+        assert answered == [200] * 80
+        assert slow == []  # all 80 were answered while the other route still waited on STS
+    finally:
+        gate.set()
+    waiter.join(60)
+    assert not waiter.is_alive()
     assert slow == [200]
 
 

@@ -9,7 +9,6 @@ import datetime
 import http.client
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +34,26 @@ def test_valid_cached_credentials_are_served_while_sts_denies(
     seconds and raised to its callers; the server still serves what is valid."""
     status, body = _get(server)
     assert status == 200
-    aws_env.proxy.inject(Fault.error("AccessDenied", 403), action="AssumeRole", times=None)
-    fake_clock.advance(_expiry(body) - fake_clock() - 5 * 60)  # 5 minutes left: valid
-    answers = []
-    for _ in range(5):
-        status, answer = _get(server)
-        answers.append((status, answer.get("code"), answer.get("AccessKeyId")))
-        time.sleep(0.5)  # real time: the background refresh fails meanwhile
+    denied = threading.Event()
+
+    def on_refresh(event: events.RefreshEvent) -> None:
+        if event.kind != events.REFRESHED and event.error_code == "AccessDenied":
+            denied.set()
+
+    # Added after the server's own listener (the fixture started the server): by the time
+    # this one hears the denial, the server's route has heard it too.
+    events.add_refresh_listener(on_refresh)
+    try:
+        aws_env.proxy.inject(Fault.error("AccessDenied", 403), action="AssumeRole", times=None)
+        fake_clock.advance(_expiry(body) - fake_clock() - 5 * 60)  # 5 minutes left: valid
+        answers = []
+        for index in range(5):
+            status, answer = _get(server)
+            answers.append((status, answer.get("code"), answer.get("AccessKeyId")))
+            if index == 0:  # the rest are asked once the background refresh was denied
+                assert denied.wait(60)
+    finally:
+        events.remove_refresh_listener(on_refresh)
     assert aws_env.proxy.count(action="AssumeRole") >= 2  # the refresh was tried and denied
     assert [a[0] for a in answers] == [200] * 5, answers
     assert {a[2] for a in answers} == {body["AccessKeyId"]}
@@ -54,19 +66,29 @@ def test_expired_credentials_are_a_503_naming_the_failure_never_a_200(
 ) -> None:
     status, body = _get(server)
     assert status == 200
-    server.max_wait = MAX_WAIT_SECONDS  # what serve runs with
-    aws_env.proxy.inject(Fault.throttle(), action="AssumeRole", times=None)
-    fake_clock.advance(_expiry(body) - fake_clock() + 120)  # expired two minutes ago
-    codes = []
-    for _ in range(6):  # as an SDK retries: until the refresh in flight has failed
-        status, answer = _get(server)
-        assert status == 503, (status, answer.get("Expiration"), answer.get("AccessKeyId"))
-        assert aws_env.world.target_role_arn in answer["message"]
-        codes.append(answer["code"])
-        if answer["code"] == "Throttling":
-            break
-        assert answer["code"] == "RefreshInProgress"
-        time.sleep(1.0)
+    throttled = threading.Event()
+
+    def on_refresh(event: events.RefreshEvent) -> None:
+        if event.kind != events.REFRESHED and event.error_code == "Throttling":
+            throttled.set()
+
+    events.add_refresh_listener(on_refresh)  # after the server's: see the test above
+    try:
+        server.max_wait = MAX_WAIT_SECONDS  # what serve runs with
+        aws_env.proxy.inject(Fault.throttle(), action="AssumeRole", times=None)
+        fake_clock.advance(_expiry(body) - fake_clock() + 120)  # expired two minutes ago
+        codes = []
+        for _ in range(2):  # as an SDK retries: until the refresh in flight has failed
+            status, answer = _get(server)
+            assert status == 503, (status, answer.get("Expiration"), answer.get("AccessKeyId"))
+            assert aws_env.world.target_role_arn in answer["message"]
+            codes.append(answer["code"])
+            if answer["code"] == "Throttling":
+                break
+            assert answer["code"] == "RefreshInProgress"
+            assert throttled.wait(60)  # the retry comes once the refresh has failed
+    finally:
+        events.remove_refresh_listener(on_refresh)
     assert codes[-1] == "Throttling", codes
 
 
@@ -143,18 +165,22 @@ def test_with_nothing_cached_a_request_hears_why_while_the_refresh_goes_on(
     waits at most ``max_wait`` and gets a 503 saying why; the refresh goes on, and the
     requests that follow share it instead of starting others."""
     server.max_wait = MAX_WAIT_SECONDS  # what serve runs with
-    aws_env.proxy.inject(Fault.delay(8.0), action="AssumeRole")  # one slow AssumeRole
+    gate = threading.Event()
+    aws_env.proxy.inject(Fault.hold(gate), action="AssumeRole")  # slow until both answered
     answers = []
-    for _ in range(2):  # a client, then its retry; each gives up after 6 s (below the 8)
-        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=6)
-        connection.request("GET", "/", headers={"Authorization": server.token.decode()})
-        answer = connection.getresponse()
-        answers.append((answer.status, json.loads(answer.read())))
-        connection.close()
-    for status, body in answers:
-        assert status == 503 and body["code"] == "RefreshInProgress", body
-        assert aws_env.world.target_role_arn in body["message"]
-    assert aws_env.proxy.count(action="AssumeRole") == 1  # shared, not started again
+    try:
+        for _ in range(2):  # a client, then its retry (30 s: a failure-only bound)
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            connection.request("GET", "/", headers={"Authorization": server.token.decode()})
+            answer = connection.getresponse()
+            answers.append((answer.status, json.loads(answer.read())))
+            connection.close()
+        for status, body in answers:
+            assert status == 503 and body["code"] == "RefreshInProgress", body
+            assert aws_env.world.target_role_arn in body["message"]
+        assert aws_env.proxy.count(action="AssumeRole") == 1  # shared, not started again
+    finally:
+        gate.set()  # STS answers now
     server.max_wait = 60.0
     status, body = _get(server)  # waits for the same refresh to end
     assert status == 200 and aws_env.proxy.count(action="AssumeRole") == 1
