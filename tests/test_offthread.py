@@ -212,3 +212,54 @@ def in_child(check: Callable[[], bool]) -> int:
 def _no_leftover_listeners() -> Iterator[None]:
     yield
     assert events._listeners == ()
+
+
+def test_an_async_listener_reporting_a_failure_through_the_engine_does_not_loop() -> None:
+    """An async application's listener hands its report to the loop (as it must: listeners
+    are synchronous), and the report's aiobotocore call needs the same engine, whose source
+    is still failing. That attempt is the listener's own: it must not reach the listener
+    again, or every failure schedules the next one, for ever (an endless run of STS calls,
+    one after another, for as long as STS fails)."""
+    import asyncio
+
+    calls = 0
+
+    def failing() -> TemporaryCredentials:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("STS unreachable")
+
+    engine = RefreshingCredentials(failing)
+    reports: list[concurrent.futures.Future[None]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def report() -> None:  # what an aiobotocore call through this engine does
+            with pytest.raises(ConnectionError):
+                await asyncio.wrap_future(get_off_thread(engine))
+
+        def listener(event: events.RefreshEvent) -> None:
+            if event.kind == events.FAILED and len(reports) < 5:  # 5: bounded if it loops
+                reports.append(asyncio.run_coroutine_threadsafe(report(), loop))
+
+        events.add_refresh_listener(listener)
+        try:
+            with pytest.raises(ConnectionError):
+                await asyncio.wrap_future(get_off_thread(engine))
+            await_workers()  # the first attempt's listener has run
+            assert len(reports) == 1
+            await asyncio.wrap_future(reports[0])
+            await_workers()  # and the report's attempt has been delivered, or not
+        finally:
+            events.remove_refresh_listener(listener)
+
+    def await_workers() -> None:
+        for thread in threading.enumerate():
+            if thread.name == "assume-provider-refresh":
+                thread.join(TIMEOUT)
+                assert not thread.is_alive()
+
+    asyncio.run(main())
+    assert len(reports) == 1, "the report's own failed attempt reached the listener again"
+    assert calls == 2

@@ -120,3 +120,24 @@ def test_expiration_is_judged_on_the_wall_clock() -> None:
     clock.step_wall(HOUR + 1)  # no time passed, but the wall clock says expired
     assert engine.get() is not first
     assert source.calls == 2
+
+
+def test_a_backoff_capped_at_expiry_ends_when_the_wall_clock_says_they_expired() -> None:
+    """The backoff began while the cache was valid, so it was capped at their expiry (the
+    policy: never past what the cached credentials have left). The wall clock then steps
+    forward past that expiry: they are expired now (``Expiration`` is judged on the wall
+    clock), so the cap has been reached and the source is asked at once, not after the rest
+    of the capped backoff's monotonic duration, serving expired credentials meanwhile."""
+    engine, source, clock = make()
+    first = engine.get()
+    clock.now = EXPIRY - 120  # in the blocking window: 120 s left, less than any backoff
+    source.error = SourceDown("Throttling: Rate exceeded")
+    assert engine.get() is first  # served; the backoff is capped at the 120 s they have left
+    assert source.calls == 2
+    source.error = None
+    clock.now += 10
+    clock.step_wall(HOUR)  # NTP: the wall clock was an hour slow; they expired long ago
+    engine.invalidate()  # and AWS said ExpiredToken
+    fresh = engine.get()
+    assert source.calls == 3, "served expired credentials for the rest of a capped backoff"
+    assert fresh is not first

@@ -141,7 +141,8 @@ def test_after_failure_remembers_fatal_errors_and_backs_off_from_the_others() ->
     backed = fail(down, recoverable=True, entry=ENTRY, now=BLOCKING)
     # cut at expiry: as long as the credentials have left, on the monotonic clock
     assert backed.error is None and backed.backoff_until == EXPIRES + TICKS_OFFSET
-    assert backed.blocked_until == EXPIRES + TICKS_OFFSET
+    assert backed.blocked_until(BLOCKING) == EXPIRES + TICKS_OFFSET
+    assert backed.blocked_until(EXPIRES) == float("-inf")  # the wall clock says expired
 
     nothing = fail(down, recoverable=True, entry=None, now=EARLY)
     assert nothing is NO_SETBACK  # nothing cached: raise, and let the next call retry

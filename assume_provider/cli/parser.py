@@ -58,8 +58,8 @@ class _Parser(argparse.ArgumentParser):
             return None
         missing = message[len(_MISSING_COMMAND) :].split(", ")
         for action in self._actions:
-            # The subcommands' action: its choices map each command to its parser.
-            if isinstance(action.choices, dict) and action.metavar in missing:
+            # nargs PARSER marks a subcommand action (its class is argparse's private one).
+            if action.nargs == argparse.PARSER and action.metavar in missing:
                 return str(action.metavar)
         return None
 

@@ -15,14 +15,18 @@ only the thread that made the attempt. A thread was chosen over a dedicated list
 so that an event is delivered by the time the attempt's ``get()`` returns (the server's
 ``/healthz`` and tests read it then), and no queue can grow behind a slow listener.
 
-No recursion: an attempt made on a thread while a listener runs there (the listener's own
-AWS call needed a refresh, and it failed again, say) is logged as usual but not handed to
-listeners, so a listener that reports failures through AWS cannot trigger itself without
-end. An attempt on another thread (a prefetch or a flight worker) is delivered as always.
+No recursion: an attempt made for a running listener (the listener's own AWS call needed a
+refresh, and it failed again, say) is logged as usual but not handed to listeners, so a
+listener that reports failures through AWS cannot trigger itself without end. "For a
+listener" follows the listener's context (``contextvars``): its own thread, a coroutine it
+hands to an event loop, and the off-thread flight such a coroutine starts. An attempt of
+other work (a prefetch, another caller's flight, a plain thread the listener starts, which
+Python gives a fresh context) is delivered as always.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -106,13 +110,22 @@ def error_code_of(exc: BaseException) -> str:
 
 
 class _ThreadState(threading.local):
-    """Per thread: the events held by ``deferred()``, and whether a listener is running."""
+    """Per thread: the events held by ``deferred()``."""
 
     held: Optional[list[RefreshEvent]] = None
-    in_listener = False
 
 
 _thread = _ThreadState()
+
+# Whether a listener is running: a context variable rather than a thread's, so that it
+# follows the listener's work where the context goes: into a coroutine the listener hands to
+# an event loop (``run_coroutine_threadsafe`` and ``call_soon_threadsafe`` carry the caller's
+# context), and from there into the off-thread flight that coroutine starts (``offthread.py``
+# runs its worker in the starter's context). So an async application's listener that reports
+# a failure through an aiobotocore client of the same engine cannot trigger itself either.
+_in_listener: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "assume_provider_in_refresh_listener", default=False
+)
 
 
 @contextmanager
@@ -149,7 +162,7 @@ def _deliver(event: RefreshEvent) -> None:
     # INFO for every kind: the engine already warns about a failure in its own words, and
     # these records are the structured form of the same facts, not a second warning.
     level = logging.INFO
-    by_listener = _thread.in_listener
+    by_listener = _in_listener.get()
     if logger.isEnabledFor(level):
         if event.kind == REFRESHED:
             took = f"{event.elapsed_seconds:.3f} s"
@@ -161,7 +174,7 @@ def _deliver(event: RefreshEvent) -> None:
         logger.log(level, "%s", text, extra=event.fields())
     if by_listener:
         return  # a listener's own AWS call made this attempt: no recursion, no loop
-    _thread.in_listener = True
+    token = _in_listener.set(True)
     try:
         for callback in _listeners:
             try:
@@ -169,4 +182,4 @@ def _deliver(event: RefreshEvent) -> None:
             except Exception:
                 logger.exception("refresh listener %r raised", callback)
     finally:
-        _thread.in_listener = False
+        _in_listener.reset(token)

@@ -21,6 +21,7 @@ Standard library only, like the rest of the engine.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import threading
 import weakref
 from collections.abc import Callable
@@ -84,9 +85,11 @@ def _fly(
             # Running: one waiter's cancellation must not cancel the others' result.
             flight.set_running_or_notify_cancel()
             _flights.by_engine[engine] = flight
+            # In the starter's context, as asyncio.to_thread does: an attempt a refresh
+            # listener's coroutine started is known as the listener's (``events.py``).
             threading.Thread(
-                target=_work,
-                args=(weakref.ref(engine), work, flight),
+                target=contextvars.copy_context().run,
+                args=(_work, weakref.ref(engine), work, flight),
                 name="assume-provider-refresh",
                 daemon=True,
             ).start()

@@ -33,7 +33,8 @@ What a failed refresh leaves behind (``after_failure``):
 - any other error, with credentials cached, starts a backoff (rule 3) drawn from the
   configured range (AWS: 300-600 s, jittered) but never longer than the cached credentials
   have left: a backoff that began while they were valid ends when they expire, and the
-  source is asked again then. Once they have expired the whole drawn backoff applies, and
+  source is asked again then (also when the wall clock steps forward past their expiry
+  meanwhile: they are expired then). Once they have expired the whole drawn backoff applies, and
   they keep being served;
 - any other error with nothing cached is raised, with no backoff: the next call retries.
 """
@@ -60,6 +61,7 @@ __all__ = [
 ]
 
 _NEG_INF = float("-inf")
+_POS_INF = float("inf")
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,18 @@ class Setback:
     traceback: Optional[TracebackType] = None  # the first raise's, so it does not grow
     error_until: float = _NEG_INF  # end of the error memory (monotonic clock)
     backoff_until: float = _NEG_INF  # end of the backoff (monotonic clock)
+    # The cached credentials' expiry (wall clock) when the backoff was capped at it: the
+    # backoff also ends then, should the wall clock step forward past it meanwhile.
+    backoff_capped_at: float = _POS_INF
 
-    @property
-    def blocked_until(self) -> float:
-        """Until when nobody may ask the source (the prefetch thread included)."""
-        return max(self.error_until, self.backoff_until)
+    def backing_off(self, now: float, ticks: float) -> bool:
+        """Whether the backoff is in force at wall ``now`` / monotonic ``ticks``."""
+        return ticks < self.backoff_until and now < self.backoff_capped_at
+
+    def blocked_until(self, now: float) -> float:
+        """Until when (monotonic) nobody may ask the source (the prefetch thread included)."""
+        backoff = self.backoff_until if now < self.backoff_capped_at else _NEG_INF
+        return max(self.error_until, backoff)
 
 
 #: No failure in force (fresh credentials clear every setback).
@@ -103,7 +112,7 @@ def decide(
         return Decision.SERVE  # 1. valid
     if ticks < setback.error_until:
         return Decision.RAISE_REMEMBERED  # 2. error memory
-    if entry is not None and ticks < setback.backoff_until:
+    if entry is not None and setback.backing_off(now, ticks):
         return Decision.SERVE_RATE_LIMITED  # 3. backoff
     if entry is not None and not forced and now < entry.mandatory_at:
         return Decision.REFRESH_WITHOUT_WAITING  # 4. early window
@@ -144,9 +153,11 @@ def after_failure(
         )
     if entry is None:
         return previous
-    return replace(
-        previous, backoff_until=ticks + backoff_after_failure(backoff, random(), entry, now)
-    )
+    seconds = backoff_after_failure(backoff, random(), entry, now)
+    # Capped at their expiry (they were valid): it ends then on the wall clock too, so a
+    # forward step of the wall clock past the expiry does not keep serving them expired.
+    capped_at = entry.expires_at if now < entry.expires_at else _POS_INF
+    return replace(previous, backoff_until=ticks + seconds, backoff_capped_at=capped_at)
 
 
 def failure_text(

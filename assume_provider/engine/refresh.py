@@ -423,7 +423,7 @@ class RefreshingCredentials:
 
     def _prefetch_delay(self, now: float) -> Optional[float]:
         """How long the prefetch thread may sleep, or None if a refresh is due now."""
-        blocked_until = self._setback.blocked_until
+        blocked_until = self._setback.blocked_until(now)
         ticks = self._monotonic()
         return sleep_before_refresh(self._entry, self._forced, blocked_until, now, ticks)
 

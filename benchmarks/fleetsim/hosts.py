@@ -99,7 +99,7 @@ class EngineHost:
             return refresh_at - EPOCH, expiry
         # In a backoff the engine serves the cache and asks nobody until it ends. The end
         # is not public (a seam the engine lacks); read it to skip, never to decide.
-        blocked_until: float = self.engine._setback.blocked_until
+        blocked_until: float = self.engine._setback.blocked_until(EPOCH + now)
         return max(now, blocked_until), expiry
 
 
