@@ -71,3 +71,18 @@ def test_a_private_session_holds_its_build_lock_while_it_builds(aws_env: TestBed
     copy.create_client("sts", aws_access_key_id="AKIDTEST", aws_secret_access_key="secret")
     probe_from_another_thread()
     assert probes == [False, True]
+
+
+def test_the_copy_sends_the_application_user_agent() -> None:
+    """AssumeRole calls made for a boto3 application say Boto3 in their User-Agent, as its
+    own STS calls do (CloudTrail shows them as the application's)."""
+    import boto3
+
+    application = boto3.Session(region_name="us-east-1")._session
+    copy = private_session(application)
+    assert (copy.user_agent_name, copy.user_agent_version, copy.user_agent_extra) == (
+        application.user_agent_name,
+        application.user_agent_version,
+        application.user_agent_extra,
+    )
+    assert copy.user_agent_name == "Boto3"

@@ -72,6 +72,11 @@ def private_session(session: botocore.session.Session) -> PrivateSession:
     if config is not None:
         copy.set_default_client_config(config)
     copy.register_component("data_loader", session.get_component("data_loader"))
+    # The User-Agent the application's STS calls would send (boto3's, the AWS CLI's), so
+    # CloudTrail shows the AssumeRole calls made for it as its own.
+    copy.user_agent_name = session.user_agent_name
+    copy.user_agent_version = session.user_agent_version
+    copy.user_agent_extra = session.user_agent_extra
     return copy
 
 
