@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from refresh_fakes import T0, FakeClock, SourceDown
-from test_refresh_threads import THREADS, TIMEOUT, WatchedLock, wait_until
+from test_refresh_threads import THREADS, TIMEOUT, WatchedLock
 
 from assume_provider.engine import events
 from assume_provider.engine.refresh import RefreshingCredentials, TemporaryCredentials
@@ -95,7 +95,7 @@ def test_waiting_callers_have_the_result_before_a_listener_of_it_runs(
         others_done.append(all(finished.acquire(timeout=TIMEOUT) for _ in range(THREADS - 1)))
 
     def answer() -> TemporaryCredentials:
-        wait_until(lambda: bench.refresh_lock.waiting >= THREADS - 1, "all callers wait")
+        bench.refresh_lock.wait_for_waiting(THREADS - 1)  # all callers wait
         if outcome != "refreshed":
             raise SourceDown("Throttling")
         return NEW
