@@ -421,3 +421,30 @@ def test_the_disk_cache_is_imported_only_by_processes_that_share(
         )
         assert done.returncode == 0, done.stderr
         assert imported in done.stdout
+
+
+def test_credentials_read_from_the_disk_are_masked_in_logs_like_fetched_ones(
+    aws_env: TestBed,
+    shared_session: boto3.Session,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A process that reads another's entry never saw STS's answer, so the secrets it holds
+    # must be registered for redaction where they are read, or a DEBUG record carrying one
+    # in a shape the patterns do not know would print it.
+    world = aws_env.world
+    inputs = SettingInputs.from_environment(
+        {"role_arn": world.target_role_arn, "external_id": world.external_id}, os.environ
+    )
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    secret, token = f"diskSecret{os.urandom(8).hex()}", f"diskToken{os.urandom(8).hex()}"
+    now = time.time()
+    entry = Entry("ASIADISKREAD00000001", secret, token, now + 3000, now - 600)
+    DiskCache(str(folder)).open().write(key_of(inputs), entry)
+    assert _key_id(shared_session) == "ASIADISKREAD00000001"
+    assert aws_env.proxy.count(action="AssumeRole") == 0  # read from the disk, not fetched
+    with caplog.at_level(logging.DEBUG, logger="botocore"):
+        logging.getLogger("botocore.endpoint").debug("signed with %s and %s", secret, token)
+    assert caplog.records
+    assert all(secret not in r.getMessage() and token not in r.getMessage() for r in caplog.records)
