@@ -448,3 +448,44 @@ def test_credentials_read_from_the_disk_are_masked_in_logs_like_fetched_ones(
         logging.getLogger("botocore.endpoint").debug("signed with %s and %s", secret, token)
     assert caplog.records
     assert all(secret not in r.getMessage() and token not in r.getMessage() for r in caplog.records)
+
+
+CALLER = textwrap.dedent(
+    """
+    import boto3
+    session = boto3.Session()
+    session.client("sts").get_caller_identity()
+    print(session.get_credentials().get_frozen_credentials().access_key, flush=True)
+    """
+)
+
+
+def _call_sts(child_env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", CALLER], env=child_env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_an_entry_aws_rejected_is_replaced_by_the_next_process_not_read_by_every_one(
+    aws_env: TestBed, env: dict[str, str]
+) -> None:
+    # Process A wrote credentials AWS now answers ExpiredToken for; process B reads them,
+    # is rejected once, fetches new ones and writes them back; process C reads B's.
+    from testbed.proxy import Fault
+
+    shared_env = role_env(aws_env, env)
+    (rejected,) = start_together([shared_env])
+    aws_env.proxy.inject(
+        Fault.error("ExpiredToken", 400, "The security token included in the request is expired"),
+        action="GetCallerIdentity",
+        access_key_id=rejected,
+        times=None,
+    )
+    second = _call_sts(shared_env)
+    assert second != rejected
+    assert _call_sts(shared_env) == second
+    assert assume_roles(aws_env) == 2
+    written = Entry.from_bytes(only_entry(Path(env["ASSUME_PROVIDER_CACHE_DIR"])).read_bytes())
+    assert written is not None and written.access_key_id == second
