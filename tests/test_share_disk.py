@@ -489,3 +489,43 @@ def test_an_entry_aws_rejected_is_replaced_by_the_next_process_not_read_by_every
     assert assume_roles(aws_env) == 2
     written = Entry.from_bytes(only_entry(Path(env["ASSUME_PROVIDER_CACHE_DIR"])).read_bytes())
     assert written is not None and written.access_key_id == second
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    from assume_provider.diskcache.store import DiskCache
+    lock = DiskCache(sys.argv[1]).open().lock(sys.argv[2])
+    lock.acquire()
+    print("holding", flush=True)
+    sys.stdin.read()  # until killed
+    """
+)
+
+
+def test_a_process_killed_while_holding_the_lock_does_not_hold_up_the_next(
+    aws_env: TestBed, env: dict[str, str]
+) -> None:
+    shared_env = role_env(aws_env, env)
+    folder = env["ASSUME_PROVIDER_CACHE_DIR"]
+    key = key_of(SettingInputs.from_environment({}, shared_env))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, folder, key],
+        env=shared_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    assert (Path(folder) / f"{key}.lock").exists()  # left behind by the dead holder
+    done = subprocess.run(
+        [sys.executable, "-c", CALLER], env=shared_env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "lock" not in done.stderr  # no lock timeout, no warning: the lock was free
+    assert assume_roles(aws_env) == 1
+    assert not (Path(folder) / f"{key}.lock").exists()
