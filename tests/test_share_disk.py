@@ -421,3 +421,111 @@ def test_the_disk_cache_is_imported_only_by_processes_that_share(
         )
         assert done.returncode == 0, done.stderr
         assert imported in done.stdout
+
+
+def test_credentials_read_from_the_disk_are_masked_in_logs_like_fetched_ones(
+    aws_env: TestBed,
+    shared_session: boto3.Session,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A process that reads another's entry never saw STS's answer, so the secrets it holds
+    # must be registered for redaction where they are read, or a DEBUG record carrying one
+    # in a shape the patterns do not know would print it.
+    world = aws_env.world
+    inputs = SettingInputs.from_environment(
+        {"role_arn": world.target_role_arn, "external_id": world.external_id}, os.environ
+    )
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    secret, token = f"diskSecret{os.urandom(8).hex()}", f"diskToken{os.urandom(8).hex()}"
+    now = time.time()
+    entry = Entry("ASIADISKREAD00000001", secret, token, now + 3000, now - 600)
+    DiskCache(str(folder)).open().write(key_of(inputs), entry)
+    assert _key_id(shared_session) == "ASIADISKREAD00000001"
+    assert aws_env.proxy.count(action="AssumeRole") == 0  # read from the disk, not fetched
+    with caplog.at_level(logging.DEBUG, logger="botocore"):
+        logging.getLogger("botocore.endpoint").debug("signed with %s and %s", secret, token)
+    assert caplog.records
+    assert all(secret not in r.getMessage() and token not in r.getMessage() for r in caplog.records)
+
+
+CALLER = textwrap.dedent(
+    """
+    import boto3
+    session = boto3.Session()
+    session.client("sts").get_caller_identity()
+    print(session.get_credentials().get_frozen_credentials().access_key, flush=True)
+    """
+)
+
+
+def _call_sts(child_env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", CALLER], env=child_env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_an_entry_aws_rejected_is_replaced_by_the_next_process_not_read_by_every_one(
+    aws_env: TestBed, env: dict[str, str]
+) -> None:
+    # Process A wrote credentials AWS now answers ExpiredToken for; process B reads them,
+    # is rejected once, fetches new ones and writes them back; process C reads B's.
+    from testbed.proxy import Fault
+
+    shared_env = role_env(aws_env, env)
+    (rejected,) = start_together([shared_env])
+    aws_env.proxy.inject(
+        Fault.error("ExpiredToken", 400, "The security token included in the request is expired"),
+        action="GetCallerIdentity",
+        access_key_id=rejected,
+        times=None,
+    )
+    second = _call_sts(shared_env)
+    assert second != rejected
+    assert _call_sts(shared_env) == second
+    assert assume_roles(aws_env) == 2
+    written = Entry.from_bytes(only_entry(Path(env["ASSUME_PROVIDER_CACHE_DIR"])).read_bytes())
+    assert written is not None and written.access_key_id == second
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    from assume_provider.diskcache.store import DiskCache
+    lock = DiskCache(sys.argv[1]).open().lock(sys.argv[2])
+    lock.acquire()
+    print("holding", flush=True)
+    sys.stdin.read()  # until killed
+    """
+)
+
+
+def test_a_process_killed_while_holding_the_lock_does_not_hold_up_the_next(
+    aws_env: TestBed, env: dict[str, str]
+) -> None:
+    shared_env = role_env(aws_env, env)
+    folder = env["ASSUME_PROVIDER_CACHE_DIR"]
+    key = key_of(SettingInputs.from_environment({}, shared_env))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, folder, key],
+        env=shared_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    assert (Path(folder) / f"{key}.lock").exists()  # left behind by the dead holder
+    done = subprocess.run(
+        [sys.executable, "-c", CALLER], env=shared_env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "lock" not in done.stderr  # no lock timeout, no warning: the lock was free
+    assert assume_roles(aws_env) == 1
+    assert not (Path(folder) / f"{key}.lock").exists()

@@ -27,6 +27,7 @@ from ..diskcache.lock import FileLock, LockTimeout
 from ..diskcache.store import CacheUnavailable, DiskCache
 from ..engine.model import TemporaryCredentials
 from ..engine.windows import advisory_window_for
+from ..redaction import register_secret
 from . import fetcher
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,9 @@ class DiskSharedFetch:
             window = advisory_window_for(lifetime)
         if entry.expires_at - self._clock() <= max(window, MANDATORY_WINDOW):
             return None
+        # Another process's STS answer: this one never saw it, so the secrets are registered
+        # here, as assume_role.py registers those it reads, to be masked in every log record.
+        register_secret(entry.secret_access_key, entry.session_token)
         return TemporaryCredentials(
             entry.access_key_id, entry.secret_access_key, entry.session_token, entry.expires_at
         )
