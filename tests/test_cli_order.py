@@ -74,6 +74,27 @@ def test_template_takes_debug_before_it_and_refuses_settings_on_either_side(
     assert _refusal(["--role-arn", HOP, "template", *kind], capsys)
 
 
+def test_template_refuses_a_setting_before_it_by_its_name_not_as_an_invalid_kind(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Before `template`, a setting is refused as it is after the kind: by its name, never
+    with the setting's value read as the KIND ("invalid choice: 'arn:aws:iam::...'")."""
+    kind = ["source-role", "--target-role-arn", ROLE]
+    before = _refusal(["--role-arn", HOP, "template", *kind], capsys)
+    after = _refusal(["template", *kind, "--role-arn", HOP], capsys)
+    assert before == after
+    assert "invalid choice" not in before
+
+
+def test_template_target_role_options_named_like_settings_work_before_it_too() -> None:
+    """`template target-role` takes --external-id, which is also a setting: given before
+    `template` it means what it means after the kind."""
+    kind = ["target-role", "--trusted-role-arn", HOP, "--table", "secrets"]
+    before = _parsed(["--external-id", "pipeline-7f3c", "template", *kind])
+    after = _parsed(["template", *kind, "--external-id", "pipeline-7f3c"])
+    assert before == after and after["external_id"] == "pipeline-7f3c"
+
+
 @pytest.mark.parametrize("command", ["whoami", "serve"])
 def test_a_setting_the_subcommand_does_not_take_is_refused_before_it_too(
     command: str, capsys: pytest.CaptureFixture[str]

@@ -58,7 +58,13 @@ def subcommand_first(argv: Sequence[str]) -> list[str]:
     position = _end_of_settings(words)
     if position is None or position == 0 or position == len(words):
         return words
-    return [words[position], *words[:position], *words[position + 1 :]]
+    # `template` takes its options after its KIND (`template target-role --external-id X`):
+    # between the two, the template parser would read a setting's value as the KIND.
+    command = words[position : position + 1]
+    rest = words[position + 1 :]
+    if command == ["template"] and rest and not rest[0].startswith("-"):
+        command, rest = [*command, rest[0]], rest[1:]
+    return [*command, *words[:position], *rest]
 
 
 def settings_only(argv: Sequence[str]) -> bool:
