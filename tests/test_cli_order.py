@@ -138,6 +138,14 @@ def test_a_misspelt_command_after_settings_is_named_not_the_setting_value(
     assert "invalid choice: 'whoam'" in refused and ROLE not in refused
 
 
+def test_a_double_dash_after_settings_is_named_not_the_setting_value(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--role-arn ARN -- exec CMD` is refused as `-- exec CMD` is: naming the `--`."""
+    refused = _refusal(["--role-arn", ROLE, "--", "exec", "true"], capsys)
+    assert "invalid choice: '--'" in refused and ROLE not in refused
+
+
 def test_settings_without_a_command_print_the_usage(capsys: pytest.CaptureFixture[str]) -> None:
     refused = _refusal(["--role-arn", ROLE, "--debug"], capsys)
     assert refused.startswith("usage: assume-provider")

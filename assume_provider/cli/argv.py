@@ -78,8 +78,8 @@ def _end_of_settings(words: Sequence[str]) -> int | None:
     position = 0
     while position < len(words):
         word = words[position]
-        if not word.startswith("-"):
-            return position
+        if word == "--" or not word.startswith("-"):
+            return position  # `--` ends the settings; argparse names it if it is misplaced
         option = _option(word)
         if option is None:
             return None
