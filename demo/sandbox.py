@@ -6,7 +6,7 @@ lines that point a shell at them: endpoints, region, AWS config files of its own
 chain, and PATH with this environment's `aws`, `python` and `assume-provider` first. Paste
 them into another shell (or source the file it names) and run your own script, `aws`,
 `assume-provider env/exec/whoami/serve` against the stand-in; nothing leaves the machine.
-Ctrl-C (SIGINT) or SIGTERM stops everything and exits 0.
+Ctrl-C (SIGINT), SIGTERM or a hang-up (SIGHUP) stops everything and exits 0.
 
 Run it with `./scripts/demo --sandbox`. The lines are on stdout, the last one `# ready ...`;
 messages go to stderr.
@@ -82,8 +82,9 @@ def shell_lines(bed: TestBed, folder: Path) -> list[str]:
 
 def main() -> int:
     # Blocked before any thread starts (threads inherit the mask), then taken by sigwait():
-    # a Ctrl-C at any moment, even during start-up, ends in the same clean stop.
-    stopping_signals = {signal.SIGINT, signal.SIGTERM}
+    # a Ctrl-C at any moment, even during start-up, ends in the same clean stop; so does
+    # closing its terminal (SIGHUP), which would otherwise leave its folder behind.
+    stopping_signals = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
     signal.pthread_sigmask(signal.SIG_BLOCK, stopping_signals)
     print("sandbox: starting moto and the IMDSv2 fake on 127.0.0.1 ...", file=sys.stderr)
     with TestBed() as bed, tempfile.TemporaryDirectory(prefix="assume-provider-sandbox-") as tmp:
