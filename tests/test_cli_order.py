@@ -122,11 +122,38 @@ def test_the_moving_table_knows_every_setting_and_whether_it_takes_a_value() -> 
     full = build_parser()
     commands = next(a for a in full._actions if isinstance(a, argparse._SubParsersAction))
     assert sorted(commands.choices) == sorted(argv.COMMANDS)
+    # Each subcommand's own options (template's kinds aside: they follow the KIND).
+    own = {}
+    for name, command in commands.choices.items():
+        for action in command._actions if name != "template" else ():
+            for flag in action.option_strings:
+                if flag not in options and flag not in ("-h", "--help"):
+                    own[flag] = action.nargs != 0
+    assert own == {
+        **{flag: False for flag in argv.COMMAND_FLAGS},
+        **{flag: True for flag in argv.COMMAND_OPTIONS_WITH_A_VALUE},
+    }
+
+
+def test_a_subcommands_own_options_before_it_mean_what_they_mean_after_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--shell bash env` is `env --shell bash`; `--port 0 whoami` is refused by name, as
+    `whoami --port 0` is, not as "invalid choice: '0'"."""
+    assert _parsed(["--shell", "bash", "--unset", "env"]) == _parsed(
+        ["env", "--shell", "bash", "--unset"]
+    )
+    assert _parsed(["--port", "0", "--token-file=/tmp/t", "serve"]) == _parsed(
+        ["serve", "--port", "0", "--token-file=/tmp/t"]
+    )
+    refused = _refusal(["--port", "0", "whoami"], capsys)
+    assert refused == _refusal(["whoami", "--port", "0"], capsys)
+    assert "invalid choice" not in refused
 
 
 def test_unrecognised_words_before_the_subcommand_are_left_where_they_are() -> None:
     assert argv.subcommand_first(["--version"]) == ["--version"]
-    assert argv.subcommand_first(["--no-cache", "env"]) == ["--no-cache", "env"]
+    assert argv.subcommand_first(["--no-such", "env"]) == ["--no-such", "env"]
     assert argv.subcommand_first(["--rol", ROLE, "env"]) == ["env", "--rol", ROLE]
     assert argv.subcommand_first(["--t", "x", "env"]) == ["--t", "x", "env"]  # ambiguous
 
