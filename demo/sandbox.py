@@ -71,6 +71,9 @@ def shell_lines(bed: TestBed, folder: Path) -> list[str]:
     variables = bed.env(folder)  # endpoints, IMDS, region, the two (new) files, NO_PROXY
     variables["ASSUME_PROVIDER_ROLE_ARN"] = world.target_role_arn
     variables["ASSUME_PROVIDER_EXTERNAL_ID"] = world.external_id
+    # The stand-in's credentials are cached in this folder, which goes when the sandbox
+    # stops, not among the user's own in ~/.aws/assume-provider/cache.
+    variables["ASSUME_PROVIDER_CACHE_DIR"] = str(folder / "cache")
     lines = [
         "# assume-provider sandbox: moto (STS, IAM, DynamoDB, KMS) and an IMDSv2 fake on 127.0.0.1",
         "unset " + " ".join(SHADOWING_VARIABLES),
