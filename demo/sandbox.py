@@ -6,7 +6,7 @@ lines that point a shell at them: endpoints, region, AWS config files of its own
 chain, and PATH with this environment's `aws`, `python` and `assume-provider` first. Paste
 them into another shell (or source the file it names) and run your own script, `aws`,
 `assume-provider env/exec/whoami/serve` against the stand-in; nothing leaves the machine.
-Ctrl-C (SIGINT) or SIGTERM stops everything and exits 0.
+Ctrl-C (SIGINT), SIGTERM or a hang-up (SIGHUP) stops everything and exits 0.
 
 Run it with `./scripts/demo --sandbox`. The lines are on stdout, the last one `# ready ...`;
 messages go to stderr.
@@ -71,6 +71,9 @@ def shell_lines(bed: TestBed, folder: Path) -> list[str]:
     variables = bed.env(folder)  # endpoints, IMDS, region, the two (new) files, NO_PROXY
     variables["ASSUME_PROVIDER_ROLE_ARN"] = world.target_role_arn
     variables["ASSUME_PROVIDER_EXTERNAL_ID"] = world.external_id
+    # The stand-in's credentials are cached in this folder, which goes when the sandbox
+    # stops, not among the user's own in ~/.aws/assume-provider/cache.
+    variables["ASSUME_PROVIDER_CACHE_DIR"] = str(folder / "cache")
     lines = [
         "# assume-provider sandbox: moto (STS, IAM, DynamoDB, KMS) and an IMDSv2 fake on 127.0.0.1",
         "unset " + " ".join(SHADOWING_VARIABLES),
@@ -82,8 +85,9 @@ def shell_lines(bed: TestBed, folder: Path) -> list[str]:
 
 def main() -> int:
     # Blocked before any thread starts (threads inherit the mask), then taken by sigwait():
-    # a Ctrl-C at any moment, even during start-up, ends in the same clean stop.
-    stopping_signals = {signal.SIGINT, signal.SIGTERM}
+    # a Ctrl-C at any moment, even during start-up, ends in the same clean stop; so does
+    # closing its terminal (SIGHUP), which would otherwise leave its folder behind.
+    stopping_signals = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
     signal.pthread_sigmask(signal.SIG_BLOCK, stopping_signals)
     print("sandbox: starting moto and the IMDSv2 fake on 127.0.0.1 ...", file=sys.stderr)
     with TestBed() as bed, tempfile.TemporaryDirectory(prefix="assume-provider-sandbox-") as tmp:

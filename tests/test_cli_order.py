@@ -74,6 +74,27 @@ def test_template_takes_debug_before_it_and_refuses_settings_on_either_side(
     assert _refusal(["--role-arn", HOP, "template", *kind], capsys)
 
 
+def test_template_refuses_a_setting_before_it_by_its_name_not_as_an_invalid_kind(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Before `template`, a setting is refused as it is after the kind: by its name, never
+    with the setting's value read as the KIND ("invalid choice: 'arn:aws:iam::...'")."""
+    kind = ["source-role", "--target-role-arn", ROLE]
+    before = _refusal(["--role-arn", HOP, "template", *kind], capsys)
+    after = _refusal(["template", *kind, "--role-arn", HOP], capsys)
+    assert before == after
+    assert "invalid choice" not in before
+
+
+def test_template_target_role_options_named_like_settings_work_before_it_too() -> None:
+    """`template target-role` takes --external-id, which is also a setting: given before
+    `template` it means what it means after the kind."""
+    kind = ["target-role", "--trusted-role-arn", HOP, "--table", "secrets"]
+    before = _parsed(["--external-id", "pipeline-7f3c", "template", *kind])
+    after = _parsed(["template", *kind, "--external-id", "pipeline-7f3c"])
+    assert before == after and after["external_id"] == "pipeline-7f3c"
+
+
 @pytest.mark.parametrize("command", ["whoami", "serve"])
 def test_a_setting_the_subcommand_does_not_take_is_refused_before_it_too(
     command: str, capsys: pytest.CaptureFixture[str]
@@ -101,11 +122,38 @@ def test_the_moving_table_knows_every_setting_and_whether_it_takes_a_value() -> 
     full = build_parser()
     commands = next(a for a in full._actions if isinstance(a, argparse._SubParsersAction))
     assert sorted(commands.choices) == sorted(argv.COMMANDS)
+    # Each subcommand's own options (template's kinds aside: they follow the KIND).
+    own = {}
+    for name, command in commands.choices.items():
+        for action in command._actions if name != "template" else ():
+            for flag in action.option_strings:
+                if flag not in options and flag not in ("-h", "--help"):
+                    own[flag] = action.nargs != 0
+    assert own == {
+        **{flag: False for flag in argv.COMMAND_FLAGS},
+        **{flag: True for flag in argv.COMMAND_OPTIONS_WITH_A_VALUE},
+    }
+
+
+def test_a_subcommands_own_options_before_it_mean_what_they_mean_after_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--shell bash env` is `env --shell bash`; `--port 0 whoami` is refused by name, as
+    `whoami --port 0` is, not as "invalid choice: '0'"."""
+    assert _parsed(["--shell", "bash", "--unset", "env"]) == _parsed(
+        ["env", "--shell", "bash", "--unset"]
+    )
+    assert _parsed(["--port", "0", "--token-file=/tmp/t", "serve"]) == _parsed(
+        ["serve", "--port", "0", "--token-file=/tmp/t"]
+    )
+    refused = _refusal(["--port", "0", "whoami"], capsys)
+    assert refused == _refusal(["whoami", "--port", "0"], capsys)
+    assert "invalid choice" not in refused
 
 
 def test_unrecognised_words_before_the_subcommand_are_left_where_they_are() -> None:
     assert argv.subcommand_first(["--version"]) == ["--version"]
-    assert argv.subcommand_first(["--no-cache", "env"]) == ["--no-cache", "env"]
+    assert argv.subcommand_first(["--no-such", "env"]) == ["--no-such", "env"]
     assert argv.subcommand_first(["--rol", ROLE, "env"]) == ["env", "--rol", ROLE]
     assert argv.subcommand_first(["--t", "x", "env"]) == ["--t", "x", "env"]  # ambiguous
 
@@ -115,6 +163,14 @@ def test_a_misspelt_command_after_settings_is_named_not_the_setting_value(
 ) -> None:
     refused = _refusal(["--role-arn", ROLE, "whoam"], capsys)
     assert "invalid choice: 'whoam'" in refused and ROLE not in refused
+
+
+def test_a_double_dash_after_settings_is_named_not_the_setting_value(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--role-arn ARN -- exec CMD` is refused as `-- exec CMD` is: naming the `--`."""
+    refused = _refusal(["--role-arn", ROLE, "--", "exec", "true"], capsys)
+    assert "invalid choice: '--'" in refused and ROLE not in refused
 
 
 def test_settings_without_a_command_print_the_usage(capsys: pytest.CaptureFixture[str]) -> None:

@@ -136,7 +136,21 @@ def test_the_printed_lines_run_aws_and_boto3_as_account_a(sandbox: Sandbox, tmp_
     assert instance["Account"] == ACCOUNT_B
 
 
-def test_ctrl_c_stops_the_sandbox_and_its_servers(sandbox: Sandbox) -> None:
+def test_the_sandboxs_credentials_stay_in_its_folder(sandbox: Sandbox, tmp_path: Path) -> None:
+    """`env` in the sandbox's shell caches the stand-in's credentials in the sandbox's folder
+    (removed when it stops), not in the user's own ~/.aws/assume-provider/cache."""
+    exported = _in_sandbox_shell(sandbox, tmp_path, "assume-provider", "env")
+    assert "export AWS_ACCESS_KEY_ID=" in exported
+    assert not (tmp_path / "home" / ".aws").exists()
+    folder = Path(sandbox.variable("AWS_CONFIG_FILE")).parent
+    assert any((folder / "cache").iterdir())
+
+
+# Ctrl-C; `kill`; the terminal closed (a hang-up): each must leave nothing behind.
+@pytest.mark.parametrize(
+    "stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda stop: stop.name
+)
+def test_ctrl_c_stops_the_sandbox_and_its_servers(sandbox: Sandbox, stop: signal.Signals) -> None:
     endpoints = [
         urlsplit(sandbox.variable(name))
         for name in ("AWS_ENDPOINT_URL", "AWS_EC2_METADATA_SERVICE_ENDPOINT")
@@ -145,7 +159,7 @@ def test_ctrl_c_stops_the_sandbox_and_its_servers(sandbox: Sandbox) -> None:
     assert env_file.is_file()
     for endpoint in endpoints:  # listening while it runs
         socket.create_connection((endpoint.hostname, endpoint.port), timeout=30).close()
-    sandbox.process.send_signal(signal.SIGINT)
+    sandbox.process.send_signal(stop)
     _, err = sandbox.process.communicate(timeout=120)
     assert sandbox.process.returncode == 0, err
     assert err.decode().splitlines()[-1] == "sandbox: stopped"

@@ -35,11 +35,17 @@ SETTINGS_WITH_A_VALUE = (
     "--sts-fallback-region",
 )
 
+# Each subcommand's own options (``env --shell``, ``serve --port``, ...): moved too, so that
+# ``--shell bash env`` works and ``--port 0 whoami`` is refused by name, never with the value
+# read as the command ("invalid choice: 'bash'"). `template`'s own go after its KIND.
+COMMAND_FLAGS = ("--unset", "--json", "--no-cache")
+COMMAND_OPTIONS_WITH_A_VALUE = ("--shell", "--host", "--port", "--token-file")
+
 
 def _option(word: str) -> str | None:
     """The option ``word`` names (argparse's unique-prefix abbreviations included), or None."""
     name = word.partition("=")[0]
-    known = FLAGS + SETTINGS_WITH_A_VALUE
+    known = FLAGS + SETTINGS_WITH_A_VALUE + COMMAND_FLAGS + COMMAND_OPTIONS_WITH_A_VALUE
     if name in known:
         return name
     matches = [option for option in known if option.startswith(name)] if name[:2] == "--" else []
@@ -58,7 +64,13 @@ def subcommand_first(argv: Sequence[str]) -> list[str]:
     position = _end_of_settings(words)
     if position is None or position == 0 or position == len(words):
         return words
-    return [words[position], *words[:position], *words[position + 1 :]]
+    # `template` takes its options after its KIND (`template target-role --external-id X`):
+    # between the two, the template parser would read a setting's value as the KIND.
+    command = words[position : position + 1]
+    rest = words[position + 1 :]
+    if command == ["template"] and rest and not rest[0].startswith("-"):
+        command, rest = [*command, rest[0]], rest[1:]
+    return [*command, *words[:position], *rest]
 
 
 def settings_only(argv: Sequence[str]) -> bool:
@@ -72,11 +84,12 @@ def _end_of_settings(words: Sequence[str]) -> int | None:
     position = 0
     while position < len(words):
         word = words[position]
-        if not word.startswith("-"):
-            return position
+        if word == "--" or not word.startswith("-"):
+            return position  # `--` ends the settings; argparse names it if it is misplaced
         option = _option(word)
         if option is None:
             return None
-        takes_value = option in SETTINGS_WITH_A_VALUE and "=" not in word
+        with_a_value = SETTINGS_WITH_A_VALUE + COMMAND_OPTIONS_WITH_A_VALUE
+        takes_value = option in with_a_value and "=" not in word
         position += 2 if takes_value else 1
     return min(position, len(words))
