@@ -81,7 +81,8 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
         prog="assume-provider",
         description="Chained IAM AssumeRole credentials for the AWS CLI, shells and SDKs.",
         epilog=(
-            "Settings (--role-arn, --profile, ...) and --debug go before or after COMMAND; "
+            "Settings (--role-arn, --profile, ...), the options of COMMAND and --debug go before "
+            "or after COMMAND; "
             "`assume-provider COMMAND --help` lists the ones COMMAND takes."
         ),
     )
