@@ -178,6 +178,9 @@ def test_with_nothing_cached_a_request_hears_why_while_the_refresh_goes_on(
         for status, body in answers:
             assert status == 503 and body["code"] == "RefreshInProgress", body
             assert aws_env.world.target_role_arn in body["message"]
+        # Under load the refresh may not have reached STS yet: wait for it (an event), then
+        # check that the retry joined it instead of starting another.
+        assert aws_env.proxy.wait_for_count(1, action="AssumeRole")
         assert aws_env.proxy.count(action="AssumeRole") == 1  # shared, not started again
     finally:
         gate.set()  # STS answers now
