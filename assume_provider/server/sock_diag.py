@@ -17,6 +17,7 @@ order). Linux only; ``SocketOwners.open()`` says why anywhere it cannot work.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import struct
 from typing import Optional, Union
@@ -71,6 +72,31 @@ class SocketOwners:
         except OSError as exc:
             raise LookupUnavailable(f"netlink sock_diag refused: {exc.strerror or exc}") from None
         return cls(netlink)
+
+    @classmethod
+    def open_checked(cls, host: str) -> SocketOwners:
+        """``open()``, then asked about a connection of this process to a listener of its own
+        on ``host``: the kernel must name this process's user (a kernel without the
+        ``inet_diag`` module finds no socket at all). LookupUnavailable saying why not."""
+        owners = cls.open()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            with socket.socket(family) as listener:
+                listener.bind((host, 0))
+                listener.listen(1)
+                with socket.create_connection(listener.getsockname()[:2], timeout=5) as _client:
+                    accepted, _ = listener.accept()
+                    with accepted:
+                        found = owners.owner_uid(accepted.getpeername(), accepted.getsockname())
+        except OSError as exc:
+            owners.close()
+            raise LookupUnavailable(f"netlink sock_diag failed: {exc.strerror or exc}") from None
+        if found != os.geteuid():
+            owners.close()
+            raise LookupUnavailable(
+                f"netlink sock_diag named user {found} for a socket of user {os.geteuid()}"
+            )
+        return owners
 
     def close(self) -> None:
         self._netlink.close()
