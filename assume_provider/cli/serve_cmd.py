@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     profile = getattr(args, "profile", None)
     inputs = SettingInputs.from_environment(common.settings_arguments(args), os.environ, profile)
     settings = load_cli_settings(inputs)
-    callers = _callers(args)
+    callers, any_list = _callers(args)
     token_file = os.path.abspath(os.path.expanduser(args.token_file))
     # A token file this start creates is removed again if the start fails: a failed start
     # leaves nothing behind (an existing file is only read, and stays as it was).
@@ -116,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
         callers.close()
         _remove_created(created)
         raise
+    if not any_list:
+        _say(
+            "no allow list (--allow-user, --allow-group, or a profile's "
+            "assume_provider_allow_users/_groups): every local process that holds the token "
+            "is served"
+        )
     _forget_own_container_settings(server.url)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -140,9 +146,10 @@ def run(args: argparse.Namespace) -> int:
     return common.EXIT_OK
 
 
-def _callers(args: argparse.Namespace) -> Any:
-    """Who may call each route (INTERFACE.md "Who may call"): ConfigError (exit 2) for an
-    unknown user or group, or for lists where the kernel cannot name a caller's user."""
+def _callers(args: argparse.Namespace) -> tuple[Any, bool]:
+    """Who may call each route (INTERFACE.md "Who may call"), and whether any route names its
+    callers: ConfigError (exit 2) for an unknown user or group, or for lists where the kernel
+    cannot name a caller's user."""
     from ..server.callers import CallerPolicy, option_list
 
     default = option_list(args.allow_user or (), args.allow_group or ())
@@ -152,13 +159,7 @@ def _callers(args: argparse.Namespace) -> Any:
     except BaseException:
         callers.close()
         raise
-    if default is None and not profiles:
-        _say(
-            "no allow list (--allow-user, --allow-group, or a profile's "
-            "assume_provider_allow_users/_groups): every local process that holds the token "
-            "is served"
-        )
-    return callers
+    return callers, default is not None or bool(profiles)
 
 
 def _cannot_listen(host: str, port: int, exc: OSError) -> str:
