@@ -147,7 +147,10 @@ class Unread(enum.Enum):
 
 
 class CallerPolicy:
-    """Each route's allow list, the kernel lookup, and the bounded refusal log."""
+    """Each route's allow list, the kernel lookup, and the bounded refusal log.
+
+    ConfigError when a list is given (``default``, or a profile's when read) and ``owners``
+    says the kernel cannot name callers here: never a silent allow."""
 
     def __init__(
         self,
@@ -162,6 +165,8 @@ class CallerPolicy:
         self._lists: dict[str, Optional[AllowList]] = {"/": default}
         self._environ = environ
         self.refusals = RefusalLog(log, clock)
+        if default is not None:
+            self._require_lookup(default.named_by)
 
     @classmethod
     def start(
@@ -177,10 +182,7 @@ class CallerPolicy:
             owners: Union[SocketOwners, LookupUnavailable] = SocketOwners.open_checked(host)
         except LookupUnavailable as exc:
             owners = exc
-        policy = cls(default, owners, environ, log)
-        if default is not None:
-            policy._require_lookup(default.named_by)
-        return policy
+        return cls(default, owners, environ, log)
 
     def close(self) -> None:
         if self.owners is not None:
