@@ -170,27 +170,27 @@ def test_the_kernel_names_the_owner_of_each_end_of_a_loopback_connection(host: s
     with owners_closed(owners), socket.socket(family) as listener:
         listener.bind((host, 0))
         listener.listen(8)
-        with socket.create_connection(listener.getsockname()[:2]) as own:
-            accepted, _ = listener.accept()
-            with accepted:
-                me = os.geteuid()
-                assert owners.owner_uid(accepted.getpeername(), accepted.getsockname()) == me
-                assert (
-                    owners.owner_uid(own.getpeername(), own.getsockname()) == me
-                )  # the server end
-                wrong_port = (host, own.getsockname()[1] ^ 1)
-                assert owners.owner_uid(wrong_port, accepted.getsockname()) is None
-            peer = own.getsockname()
-        # The client end is gone (only the kernel's TIME_WAIT remnant, reported as user 0).
-        assert owners.owner_uid(peer, listener.getsockname()) is None
+        me = os.geteuid()
+        own = socket.create_connection(listener.getsockname()[:2])
+        accepted, peer = listener.accept()
+        with accepted:
+            server_end = accepted.getsockname()
+            with own:
+                assert owners.owner_uid(peer, server_end) == me
+                assert owners.owner_uid(server_end, peer) == me  # the server's end, the other way
+                assert owners.owner_uid((host, peer[1] ^ 1), server_end) is None  # no such one
+            # The client closed first: what is left of its end belongs to no process (the
+            # kernel reports user 0 for it), and must never pass for root.
+            assert owners.owner_uid(peer, server_end) is None
         if PYTHON_FOR_NOBODY is None:
             return
         with _held_by_nobody(host, listener.getsockname()[1]) as port:
             accepted, peer = listener.accept()
-            with accepted:
-                assert peer[1] == port
-                assert owners.owner_uid(peer, accepted.getsockname()) == NOBODY
-                assert owners.owner_uid(accepted.getsockname(), peer) == me
+            assert peer[1] == port
+            assert owners.owner_uid(peer, accepted.getsockname()) == NOBODY
+            assert owners.owner_uid(accepted.getsockname(), peer) == me
+        with accepted:  # nobody's process has exited: its end is the kernel's now
+            assert owners.owner_uid(peer, accepted.getsockname()) is None
 
 
 @contextlib.contextmanager
