@@ -80,7 +80,8 @@ def caller_refusal(
 
 
 class Answers:
-    """The server's answers: its token, its own addresses, its routes and the bounded wait."""
+    """The server's answers: its token, its own addresses, its routes, who may call them, and
+    the bounded wait."""
 
     def __init__(
         self,

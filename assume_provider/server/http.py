@@ -100,7 +100,7 @@ class CredentialHTTPServer:
         self.host = host
         self.port = int(self._socket.getsockname()[1])
         own_hosts = frozenset({f"{url_host(host)}:{self.port}".lower()})
-        if callers is None:  # no allow lists but the profiles' (closed with the server)
+        if callers is None:  # nothing on /; a profile route's lists as its profile says
             callers = CallerPolicy.start(host, None, os.environ)
         self.answers = Answers(token, own_hosts, routes, max_wait=max_wait, callers=callers)
         self._loop = asyncio.new_event_loop()
