@@ -21,7 +21,14 @@ held --sts-delay seconds at the proxy (default 2.0). A request that waited on th
 takes longer than the delay: their count must be 0, and the clients must have seen the key
 change (the refresh really happened during the run).
 
+While it measures, --extra-connections (default 10,000) other established TCP connections
+are held open on loopback by two helper processes (benchmarks/socket_table.py), idle, so the
+host's socket table is as big as a busy shared host's: the server looks up the owner of
+every connection it accepts when allow lists are set (--allow-user/--allow-group, passed
+to serve), and that lookup is what a big table could slow. 0 turns them off.
+
     python benchmarks/server_load.py [--clients 32] [--seconds 10] [--rate 5]
+        [--extra-connections 10000] [--allow-user NAME]... [--allow-group NAME]...
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from server_processes import wait_warm
 from server_support import serving
+from socket_table import established_on_loopback, extra_connections
 from testbed import TestBed
 from testbed.proxy import Fault
 
@@ -133,7 +141,17 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=5.0, help="paced: requests/s per client")
     parser.add_argument("--lifetime", type=float, default=120.0, help="first credentials' life")
     parser.add_argument("--sts-delay", type=float, default=2.0, help="AssumeRole hold, seconds")
+    parser.add_argument(
+        "--extra-connections",
+        type=int,
+        default=10_000,
+        help="other established loopback TCP connections held open while measuring (0: none)",
+    )
+    parser.add_argument("--allow-user", action="append", default=[], help="passed to serve")
+    parser.add_argument("--allow-group", action="append", default=[], help="passed to serve")
     options = parser.parse_args()
+    allow = [f"--allow-user={name}" for name in options.allow_user]
+    allow += [f"--allow-group={name}" for name in options.allow_group]
 
     with TestBed() as bed, tempfile.TemporaryDirectory() as home:
         world = bed.world
@@ -146,8 +164,12 @@ def main() -> None:
         bed.proxy.inject(Fault.raw_body(answer), action="AssumeRole", times=1)
         bed.proxy.inject(Fault.delay(options.sts_delay), action="AssumeRole", times=None)
         token_file = Path(home) / "token"
-        with serving(env, ["--role-arn", world.target_role_arn], token_file) as server:
+        with (
+            extra_connections(options.extra_connections),
+            serving(env, ["--role-arn", world.target_role_arn, *allow], token_file) as server,
+        ):
             wait_warm(server)
+            established = established_on_loopback()
             # The engine refreshes between a quarter and ~3/8 of the lifetime after the fetch
             # (schedule.py: quarter-of-lifetime floor, jitter over half the early window).
             refresh_by = fetched + options.lifetime * 0.375 + options.sts_delay + 2
@@ -177,6 +199,11 @@ def main() -> None:
         f"{options.clients} client processes, a new connection per request (as botocore does), "
         "GET / with the token:"
     )
+    print(
+        f"{options.extra_connections} other established loopback connections held open "
+        f"({established} established IPv4 sockets in the table, both ends counted); "
+        f"serve's allow lists: {' '.join(allow) or 'none (no caller lookup)'}"
+    )
     print("| phase | requests | non-200 | req/s | p50 ms | p99 ms | max ms |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
@@ -200,6 +227,9 @@ def main() -> None:
                 "saturating_p99_ms": round(results[0]["p99_ms"], 2),
                 "paced_p99_ms": round(paced_p99, 2),
                 "target_p99_ms": 5,
+                "extra_connections": options.extra_connections,
+                "established_sockets": established,
+                "allow_lists": allow,
                 "requests_waiting_on_sts": len(slow),
                 "refreshes_during_run": len(during),
                 "met": paced_p99 <= 5 and not slow and len(during) >= 1 and changes >= 1,

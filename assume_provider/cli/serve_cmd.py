@@ -51,6 +51,18 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         default=DEFAULT_TOKEN_FILE,
         help=f"the shared secret's file, created when missing (default {DEFAULT_TOKEN_FILE})",
     )
+    parser.add_argument(
+        "--allow-user",
+        action="append",
+        metavar="USER",
+        help="serve / only to this user's processes (name or numeric ID; repeatable)",
+    )
+    parser.add_argument(
+        "--allow-group",
+        action="append",
+        metavar="GROUP",
+        help="serve / only to members of this group (name or numeric ID; repeatable)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -79,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     profile = getattr(args, "profile", None)
     inputs = SettingInputs.from_environment(common.settings_arguments(args), os.environ, profile)
     settings = load_cli_settings(inputs)
+    callers, any_list = _callers(args)
     token_file = os.path.abspath(os.path.expanduser(args.token_file))
     # A token file this start creates is removed again if the start fails: a failed start
     # leaves nothing behind (an existing file is only read, and stays as it was).
@@ -95,13 +108,20 @@ def run(args: argparse.Namespace) -> int:
         default = Route("/", settings, botocore_session(profile))
         routes = RouteTable(default, environ=os.environ, log=_say)
         try:
-            server = CredentialHTTPServer(args.host, args.port, token, routes)
+            server = CredentialHTTPServer(args.host, args.port, token, routes, callers=callers)
         except OSError as exc:
             routes.close()
             raise OSError(_cannot_listen(args.host, args.port, exc)) from None
     except BaseException:
+        callers.close()
         _remove_created(created)
         raise
+    if not any_list:
+        _say(
+            "no allow list (--allow-user, --allow-group, or a profile's "
+            "assume_provider_allow_users/_groups): every local process that holds the token "
+            "is served"
+        )
     _forget_own_container_settings(server.url)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -124,6 +144,22 @@ def run(args: argparse.Namespace) -> int:
         server.server_close()
         routes.close(wait=False)  # exit at once, even with a refresh waiting on STS
     return common.EXIT_OK
+
+
+def _callers(args: argparse.Namespace) -> tuple[Any, bool]:
+    """Who may call each route (INTERFACE.md "Who may call"), and whether any route names its
+    callers: ConfigError (exit 2) for an unknown user or group, or for lists where the kernel
+    cannot name a caller's user."""
+    from ..server.callers import CallerPolicy, option_list
+
+    default = option_list(args.allow_user or (), args.allow_group or ())
+    callers = CallerPolicy.start(args.host, default, os.environ, log=_say)
+    try:
+        profiles = callers.check_profiles()
+    except BaseException:
+        callers.close()
+        raise
+    return callers, default is not None or bool(profiles)
 
 
 def _cannot_listen(host: str, port: int, exc: OSError) -> str:

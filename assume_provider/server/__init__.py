@@ -4,7 +4,9 @@ One job per module: ``token`` guards the shared secret's file; ``routes`` maps a
 process-wide refreshing credentials of its settings (and keeps what ``/healthz`` reports);
 ``protocol`` is the HTTP/1.1 wire format (the strict parser, the JSON answers);
 ``answers`` decides what a request gets (the method, ``Host`` and token checks, the route,
-the bounded wait); ``limits`` keeps the open connections under the open-file limit;
-``http`` is the transport (the socket, the connections, the event loop). The command line
-(``cli/serve_cmd.py``) only parses options, prints the two variables and waits for a signal.
+its callers, the bounded wait); ``callers`` knows who may call each route, and
+``sock_diag`` asks the kernel which user owns a connection; ``limits`` keeps the open
+connections under the open-file limit; ``http`` is the transport (the socket, the
+connections, the event loop). The command line (``cli/serve_cmd.py``) only parses
+options, prints the two variables and waits for a signal.
 """

@@ -3,7 +3,8 @@
 Order matters, and each step is one function here: the method (GET only), the ``Host``
 header (exactly the server's own ``ADDRESS:PORT``, so a web page reaching the port through
 DNS rebinding is refused), ``/healthz`` (no token: it carries no credential), the token
-(compared in constant time), the route, then the credentials. A request refused by a check
+(compared in constant time), the route, the caller (where the route names who may call:
+``server/callers.py``), then the credentials. A request refused by a check
 never reaches a route, and no refusal carries a credential. The transport
 (``server/http.py``) calls ``Answers.answer`` and writes what it returns; nothing here
 touches a socket.
@@ -26,6 +27,7 @@ from typing import Any, Optional
 from ..engine.model import TemporaryCredentials
 from ..errors import ConfigError
 from ..redaction import redact_text
+from .callers import AllowList, Caller, CallerPolicy, Unread
 from .protocol import Request, credentials_body, error_body, status_body
 from .routes import RefreshInProgress, Route, RouteTable, UnknownRoute
 
@@ -59,19 +61,46 @@ def token_refusal(request: Request, token: bytes) -> Optional[Answer]:
     return 401, status_body(HTTPStatus.UNAUTHORIZED, "Authorization is not the token"), None
 
 
+def caller_refusal(
+    path: str, allowed: Optional[AllowList], caller: Optional[Caller], policy: CallerPolicy
+) -> Optional[Answer]:
+    """403 unless the route names no callers or the connection's user is among them: after
+    the token, so a process without it learns nothing of the lists, and whatever the token,
+    since a token copied to another user must not open the route. A caller whose user is
+    unknown (its socket already gone) is refused, never allowed."""
+    if allowed is None:
+        return None
+    uid = caller.uid() if caller is not None else None
+    if uid is not None and allowed.allows(uid):
+        return None
+    policy.refusals.refused(uid, path, allowed.named_by)
+    who = f"user ID {uid}" if uid is not None else "a caller whose user is unknown"
+    message = f"{who} may not use route {path}"
+    return 403, {"code": "CallerNotAllowed", "message": message}, None
+
+
 class Answers:
-    """The server's answers: its token, its own addresses, its routes and the bounded wait."""
+    """The server's answers: its token, its own addresses, its routes, who may call them, and
+    the bounded wait."""
 
     def __init__(
-        self, token: str, own_hosts: frozenset[str], routes: RouteTable, *, max_wait: float
+        self,
+        token: str,
+        own_hosts: frozenset[str],
+        routes: RouteTable,
+        *,
+        max_wait: float,
+        callers: CallerPolicy,
     ) -> None:
         self.token = token.encode("ascii")
         self.own_hosts = own_hosts
         self.routes = routes
         self.max_wait = max_wait
+        self.callers = callers
 
-    async def answer(self, request: Request) -> Answer:
-        """Status, JSON body and extra headers for one request."""
+    async def answer(self, request: Request, caller: Optional[Caller] = None) -> Answer:
+        """Status, JSON body and extra headers for one request; ``caller`` is its
+        connection's (None: unknown, refused wherever a route names its callers)."""
         refusal = method_refusal(request) or host_refusal(request, self.own_hosts)
         if refusal is not None:
             return refusal
@@ -81,17 +110,34 @@ class Answers:
         refusal = token_refusal(request, self.token)
         if refusal is not None:
             return refusal
-        route = self.routes.known(path)
-        if route is None:  # a new /profile/NAME route reads the config files: not on the loop
+        known = self._known(path)
+        if known is None:  # a new /profile/NAME route reads the config files: not on the loop
             try:
                 # The loop's executor: its threads are joined at exit, which is fine for a
                 # read of local files (a wait on STS never runs there: see _bounded_wait).
-                route = await asyncio.to_thread(self.routes.lookup, path)
+                known = await asyncio.to_thread(self._lookup, path)
             except UnknownRoute as exc:
                 return 404, status_body(HTTPStatus.NOT_FOUND, str(exc)), None
             except ConfigError as exc:
                 return 500, {"code": "ConfigError", "message": redact_text(str(exc))}, None
+        route, allowed = known
+        refusal = caller_refusal(route.path, allowed, caller, self.callers)
+        if refusal is not None:
+            return refusal
         return await self._credentials(route)
+
+    def _known(self, path: str) -> Optional[tuple[Route, Optional[AllowList]]]:
+        """The route and who may call it, if both are known already (never blocks)."""
+        route = self.routes.known(path)
+        allowed = self.callers.known(path)
+        if route is None or isinstance(allowed, Unread):
+            return None
+        return route, allowed
+
+    def _lookup(self, path: str) -> tuple[Route, Optional[AllowList]]:
+        """The route and who may call it, both from the config files as they are now."""
+        route = self.routes.lookup(path)
+        return route, self.callers.lookup(route.path)
 
     async def _credentials(self, route: Route) -> Answer:
         """200 with what the route serves now or after the bounded wait; 503 if nothing."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import threading
 import time
@@ -29,6 +30,7 @@ from typing import Any, Optional, TypeVar
 from ..credentials.sts import is_loopback_host
 from ..errors import ConfigError
 from .answers import Answers
+from .callers import CallerPolicy
 from .limits import connection_limit
 from .protocol import MAX_HEAD_BYTES, BadRequest, parse_head, response, status_body
 from .routes import RouteTable
@@ -78,6 +80,7 @@ class CredentialHTTPServer:
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
         max_wait: float = MAX_WAIT_SECONDS,
         max_connections: Optional[int] = None,
+        callers: Optional[CallerPolicy] = None,
     ) -> None:
         # The one loopback rule (credentials/sts.py); the Host check accepts this address only.
         if not is_loopback_host(host):
@@ -97,7 +100,9 @@ class CredentialHTTPServer:
         self.host = host
         self.port = int(self._socket.getsockname()[1])
         own_hosts = frozenset({f"{url_host(host)}:{self.port}".lower()})
-        self.answers = Answers(token, own_hosts, routes, max_wait=max_wait)
+        if callers is None:  # nothing on /; a profile route's lists as its profile says
+            callers = CallerPolicy.start(host, None, os.environ)
+        self.answers = Answers(token, own_hosts, routes, max_wait=max_wait, callers=callers)
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(_quiet_loop_errors)
         self._connections: dict[asyncio.Task[None], Connection] = {}
@@ -151,6 +156,7 @@ class CredentialHTTPServer:
 
     def server_close(self) -> None:
         self._socket.close()
+        self.answers.callers.close()
         if not self._entered.is_set():
             self._loop.close()  # otherwise serve_forever() closes it when it returns
 
@@ -206,6 +212,11 @@ class CredentialHTTPServer:
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Who owns the client's socket: asked of the kernel once per connection at most (its
+        # owner cannot change), and only if a route with an allow list needs to know.
+        caller = self.answers.callers.caller(
+            writer.get_extra_info("peername"), writer.get_extra_info("sockname")
+        )
         try:
             keep_alive = True
             while keep_alive:
@@ -223,7 +234,7 @@ class CredentialHTTPServer:
                     return  # closed by the client, or for the idle timeout
                 keep_alive = request.keep_alive
                 connection.waiting_since = None  # being answered: never closed to make room
-                status, body, extra = await self.answers.answer(request)
+                status, body, extra = await self.answers.answer(request, caller)
                 # A client that does not read its answers can be closed to make room again.
                 connection.waiting_since = self._loop.time()
                 await self._send(writer, response(status, body, keep_alive=keep_alive, extra=extra))
