@@ -11,6 +11,11 @@ A request never waits on STS while something valid is cached: it asks the engine
 the engine's worker (``engine/offthread.py``: one flight per engine, shared with the engine's
 prefetch thread). Only when nothing can be served does a request wait, and then it waits for
 that same flight, with every other such request.
+
+Operations: ``RouteTable.reload`` (SIGHUP) re-reads the config files for every profile
+route; ``RouteTable.sweep_idle`` stops the background refresh of a profile route nobody
+has asked for during ``IDLE_LIFETIMES`` of its credential lifetimes, and its next request
+starts it again; the table keeps the server's counters (``server/metrics.py``).
 """
 
 from __future__ import annotations
@@ -33,12 +38,18 @@ from ..engine import events
 from ..engine.model import utc_text
 from ..engine.offthread import get_off_thread
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
+from ..errors import ConfigError
+from .metrics import ServerMetrics
 
 PROFILE_PREFIX = "/profile/"
 # The early-refresh window of a route, unless configured: longer than the 15 minutes in which
 # botocore's RefreshableCredentials (every SDK client of the server) refreshes from the server
 # on every call, with room for the jitter, so clients normally never see fewer than 15 minutes.
 SERVER_REFRESH_WINDOW = 25 * 60
+# A profile route nobody asked for during this many of its credential lifetimes stops
+# refreshing in the background: a route asked for once must not cost an AssumeRole an hour
+# forever. Two, so a client that asks once per lifetime (botocore does) never sees it stop.
+IDLE_LIFETIMES = 2
 
 
 class Route:
@@ -64,6 +75,29 @@ class Route:
         self._failures_heard = self.engine.stats.failures
         self._hearing: list[concurrent.futures.Future[None]] = []
         self._heard_lock = threading.Lock()
+        # For ``sweep_idle``: when a request last asked (the engine's monotonic clock), the
+        # lifetime of the credentials last fetched, and whether the background refresh stopped.
+        self.last_asked = fetcher.monotonic()
+        self.lifetime = float(self.settings.duration_seconds)
+        self.idle = False
+
+    def asked(self) -> bool:
+        """A request asks for this route now; True if that ends its idleness (its background
+        refresh starts again; the request is served, or waits for a fetch, as any other)."""
+        self.last_asked = fetcher.monotonic()
+        if not self.idle:
+            return False
+        self.idle = False
+        self.engine.resume_prefetch()
+        return True
+
+    def unasked_for_long(self, ticks: float) -> bool:
+        """No request during IDLE_LIFETIMES of the credentials' lifetime, up to ``ticks``."""
+        return ticks - self.last_asked >= IDLE_LIFETIMES * self.lifetime
+
+    def stop_background_refresh(self) -> None:
+        self.idle = True
+        self.engine.close(wait=False)  # on the event loop: never waits for a refresh
 
     def served_now(self) -> Optional[TemporaryCredentials]:
         """Valid credentials to serve without waiting (a due refresh starts on the engine's
@@ -138,6 +172,8 @@ class Route:
             if event.kind != events.REFRESHED:
                 self.last_failure = event
                 self._failures_heard += 1
+            elif event.expiration is not None:
+                self.lifetime = max(1.0, event.expiration - fetcher.clock())
             waiting, self._hearing = self._hearing, []
         for heard in waiting:
             heard.set_result(None)
@@ -217,7 +253,8 @@ class RouteTable:
         self._environ = environ
         self._clock = clock
         self._log = log
-        self._lock = threading.Lock()  # only while a profile route is created
+        self._lock = threading.Lock()  # only while a profile route is created or reloaded
+        self.metrics = ServerMetrics()
         events.add_refresh_listener(self._on_event)
 
     def close(self, wait: bool = True) -> None:
@@ -247,12 +284,14 @@ class RouteTable:
         with self._lock:
             route = self._routes.get(path)
             if route is None:
-                route = self._routes[path] = self._profile_route(path, name)
+                route = self._profile_route(path, name)
+                route.engine.resume_prefetch()  # a shared engine a reload had retired
+                self._routes = {**self._routes, path: route}
         return route
 
-    def _profile_route(self, path: str, name: str) -> Route:
+    def _profile_route(self, path: str, name: str, files: Optional[ConfigFiles] = None) -> Route:
         environ = server_environment(self._environ)
-        files = ConfigFiles.from_environment(environ)
+        files = files or ConfigFiles.from_environment(environ)
         inputs = SettingInputs({}, environ, ProfileChoice(name, f"route {path}"), files)
         if inputs.profile_values() is None:
             where = f"{files.config_path} or {files.credentials_path}"
@@ -263,19 +302,117 @@ class RouteTable:
         session = botocore.session.Session(profile=name)
         return Route(path, settings, session)
 
-    def health(self) -> dict[str, Any]:
+    def health(self, detailed: bool = True) -> dict[str, Any]:
+        """``/healthz``: the status of every route, each route's expiry and last error when
+        ``detailed`` (the token was sent), otherwise only ``/``'s and how many profile routes
+        are in each state: profile names are for token holders."""
         now = self._clock()
         routes = self.routes()
-        states = {route.state(now) for route in routes}
+        states = [route.state(now) for route in routes if not route.idle]  # idle: not asked
         status = "failing" if "failing" in states else "degraded" if "degraded" in states else "ok"
-        return {"status": status, "routes": {r.path: r.health(now) for r in routes}}
+        shown = routes if detailed else routes[:1]  # "/" is always first
+        answer = {"status": status, "routes": {r.path: r.health(now) for r in shown}}
+        if not detailed:
+            counts = dict.fromkeys(("ok", "degraded", "failing", "idle"), 0)
+            for route in routes[1:]:
+                counts["idle" if route.idle else route.state(now)] += 1
+            answer["profile_routes"] = counts
+        return answer
+
+    def asked(self, route: Route) -> None:
+        """A request asks for ``route`` (on the event loop)."""
+        if route.asked():
+            self._log(f"route {route.path}: asked again: background refresh started")
+
+    def sweep_idle(self) -> list[str]:
+        """Stop the background refresh of each profile route no request has asked for during
+        IDLE_LIFETIMES of its credential lifetimes (on the event loop: no I/O, no waiting)."""
+        ticks = fetcher.monotonic()
+        routes = self.routes()
+        stopped = []
+        for route in routes[1:]:
+            if route.idle or not route.unasked_for_long(ticks):
+                continue
+            if any(o.engine is route.engine and not o.idle for o in routes if o is not route):
+                continue  # the same chain serves a route that is asked for
+            route.stop_background_refresh()
+            stopped.append(route.path)
+            self._log(
+                f"route {route.path}: no request for {IDLE_LIFETIMES} credential lifetimes "
+                f"({IDLE_LIFETIMES * route.lifetime:.0f} s): background refresh stopped "
+                "until its next request"
+            )
+        return stopped
+
+    def reload(self) -> str:
+        """Re-read the AWS config files for every profile route (SIGHUP; off the event loop:
+        it reads files). A route whose chain is unchanged keeps its engine and its cached
+        credentials; a changed one gets a new engine, so its next request fetches with the
+        new settings; one whose profile is gone (or configures no role) is dropped, so its
+        next request gets 404. ``/`` (the command line's settings) stays. A file that cannot
+        be parsed changes nothing. Returns the stderr line it logged."""
+        with self._lock:
+            environ = server_environment(self._environ)
+            files = ConfigFiles.from_environment(environ)
+            routes = dict(self._routes)
+            outcome: dict[str, list[str]] = {"changed": [], "unchanged": [], "removed": []}
+            try:
+                for path, old in list(routes.items())[1:]:
+                    try:
+                        new = self._profile_route(path, path[len(PROFILE_PREFIX) :], files)
+                    except UnknownRoute:
+                        del routes[path]
+                        outcome["removed"].append(path)
+                        continue
+                    if new.engine is old.engine:  # the process-wide engine of an equal chain
+                        outcome["unchanged"].append(path)
+                        continue
+                    new.engine.resume_prefetch()
+                    routes[path] = new
+                    outcome["changed"].append(path)
+            except ConfigError as exc:
+                line = f"reload: config files not reloaded, routes unchanged: {exc}"
+                self._log(line)
+                return line
+            retired = {id(r.engine): r.engine for r in self._routes.values()}
+            self._routes = routes  # one assignment: the event loop reads it without the lock
+        for engine_id in retired.keys() - {id(r.engine) for r in routes.values()}:
+            retired[engine_id].close(wait=False)  # no route serves it: no background refresh
+        line = describe_reload(files, outcome)
+        self._log(line)
+        return line
+
+    def expiries(self) -> dict[str, Optional[float]]:
+        """Seconds until each route's cached credentials expire (None: nothing cached)."""
+        now = self._clock()
+        expiries: dict[str, Optional[float]] = {}
+        for route in self.routes():
+            current = route.engine.current
+            expiration = current.expiration if current is not None else None
+            expiries[route.path] = None if expiration is None else round(expiration - now, 3)
+        return expiries
+
+    def idle(self) -> dict[str, bool]:
+        return {route.path: route.idle for route in self.routes()[1:]}
 
     def _on_event(self, event: events.RefreshEvent) -> None:
         for route in self.routes():
             if id(route.engine) != event.credentials_id:
                 continue
             route.hear(event)
+            result = "refreshed" if event.kind == events.REFRESHED else event.error_code
+            self.metrics.count_refresh(route.path, result or "unknown")
             self._log(describe_event(route.path, event))
+
+
+def describe_reload(files: ConfigFiles, outcome: dict[str, list[str]]) -> str:
+    """One line for stderr: the files read and what became of each profile route."""
+    parts = [f"{kind} {', '.join(paths)}" for kind, paths in outcome.items() if paths]
+    routes = "; ".join(parts) if parts else "no profile routes yet"
+    return (
+        f"reload: read {files.config_path} and {files.credentials_path}: {routes}; "
+        "/ keeps the command line's settings"
+    )
 
 
 def describe_event(path: str, event: events.RefreshEvent) -> str:
