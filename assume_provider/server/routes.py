@@ -14,8 +14,9 @@ that same flight, with every other such request.
 
 Operations: ``RouteTable.reload`` (SIGHUP) re-reads the config files for every profile
 route; ``RouteTable.sweep_idle`` stops the background refresh of a profile route nobody
-has asked for during ``IDLE_LIFETIMES`` of its credential lifetimes, and its next request
-starts it again; the table keeps the server's counters (``server/metrics.py``).
+has asked for during two of its credential lifetimes, and its next request starts it
+again (both decided in ``server/upkeep.py``); the table keeps the server's counters
+(``server/metrics.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ..engine.model import utc_text
 from ..engine.offthread import get_off_thread
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
 from ..errors import ConfigError
+from . import upkeep
 from .metrics import ServerMetrics
 
 PROFILE_PREFIX = "/profile/"
@@ -46,10 +48,6 @@ PROFILE_PREFIX = "/profile/"
 # botocore's RefreshableCredentials (every SDK client of the server) refreshes from the server
 # on every call, with room for the jitter, so clients normally never see fewer than 15 minutes.
 SERVER_REFRESH_WINDOW = 25 * 60
-# A profile route nobody asked for during this many of its credential lifetimes stops
-# refreshing in the background: a route asked for once must not cost an AssumeRole an hour
-# forever. Two, so a client that asks once per lifetime (botocore does) never sees it stop.
-IDLE_LIFETIMES = 2
 
 
 class Route:
@@ -90,10 +88,6 @@ class Route:
         self.idle = False
         self.engine.resume_prefetch()
         return True
-
-    def unasked_for_long(self, ticks: float) -> bool:
-        """No request during IDLE_LIFETIMES of the credentials' lifetime, up to ``ticks``."""
-        return ticks - self.last_asked >= IDLE_LIFETIMES * self.lifetime
 
     def stop_background_refresh(self) -> None:
         self.idle = True
@@ -303,21 +297,14 @@ class RouteTable:
         return Route(path, settings, session)
 
     def health(self, detailed: bool = True) -> dict[str, Any]:
-        """``/healthz``: the status of every route, each route's expiry and last error when
-        ``detailed`` (the token was sent), otherwise only ``/``'s and how many profile routes
-        are in each state: profile names are for token holders."""
-        now = self._clock()
-        routes = self.routes()
-        states = [route.state(now) for route in routes if not route.idle]  # idle: not asked
-        status = "failing" if "failing" in states else "degraded" if "degraded" in states else "ok"
-        shown = routes if detailed else routes[:1]  # "/" is always first
-        answer = {"status": status, "routes": {r.path: r.health(now) for r in shown}}
-        if not detailed:
-            counts = dict.fromkeys(("ok", "degraded", "failing", "idle"), 0)
-            for route in routes[1:]:
-                counts["idle" if route.idle else route.state(now)] += 1
-            answer["profile_routes"] = counts
-        return answer
+        """``/healthz`` (``upkeep.health``: profile routes named only when ``detailed``)."""
+        return upkeep.health(self.routes(), self._clock(), detailed)
+
+    def expiries(self) -> dict[str, Optional[float]]:
+        return upkeep.expiries(self.routes(), self._clock())
+
+    def idle(self) -> dict[str, bool]:
+        return {route.path: route.idle for route in self.routes()[1:]}
 
     def asked(self, route: Route) -> None:
         """A request asks for ``route`` (on the event loop)."""
@@ -325,75 +312,41 @@ class RouteTable:
             self._log(f"route {route.path}: asked again: background refresh started")
 
     def sweep_idle(self) -> list[str]:
-        """Stop the background refresh of each profile route no request has asked for during
-        IDLE_LIFETIMES of its credential lifetimes (on the event loop: no I/O, no waiting)."""
-        ticks = fetcher.monotonic()
-        routes = self.routes()
-        stopped = []
-        for route in routes[1:]:
-            if route.idle or not route.unasked_for_long(ticks):
-                continue
-            if any(o.engine is route.engine and not o.idle for o in routes if o is not route):
-                continue  # the same chain serves a route that is asked for
+        """Stop the background refresh of each idle profile route (``upkeep.idle_routes``;
+        on the event loop: no I/O, no waiting)."""
+        stopped = upkeep.idle_routes(self.routes(), fetcher.monotonic())
+        for route in stopped:
             route.stop_background_refresh()
-            stopped.append(route.path)
-            self._log(
-                f"route {route.path}: no request for {IDLE_LIFETIMES} credential lifetimes "
-                f"({IDLE_LIFETIMES * route.lifetime:.0f} s): background refresh stopped "
-                "until its next request"
-            )
-        return stopped
+            self._log(upkeep.describe_idle(route))
+        return [route.path for route in stopped]
 
     def reload(self) -> str:
         """Re-read the AWS config files for every profile route (SIGHUP; off the event loop:
-        it reads files). A route whose chain is unchanged keeps its engine and its cached
-        credentials; a changed one gets a new engine, so its next request fetches with the
-        new settings; one whose profile is gone (or configures no role) is dropped, so its
-        next request gets 404. ``/`` (the command line's settings) stays. A file that cannot
+        it reads files): unchanged ones keep their cached credentials, changed ones fetch
+        with the new settings at their next request, removed ones answer 404
+        (``upkeep.reloaded``); ``/`` keeps the command line's settings. A file that cannot
         be parsed changes nothing. Returns the stderr line it logged."""
         with self._lock:
-            environ = server_environment(self._environ)
-            files = ConfigFiles.from_environment(environ)
-            routes = dict(self._routes)
-            outcome: dict[str, list[str]] = {"changed": [], "unchanged": [], "removed": []}
+            files = ConfigFiles.from_environment(server_environment(self._environ))
+
+            def build(path: str) -> Optional[Route]:
+                try:
+                    return self._profile_route(path, path[len(PROFILE_PREFIX) :], files)
+                except UnknownRoute:
+                    return None
+
+            before = self.routes()
             try:
-                for path, old in list(routes.items())[1:]:
-                    try:
-                        new = self._profile_route(path, path[len(PROFILE_PREFIX) :], files)
-                    except UnknownRoute:
-                        del routes[path]
-                        outcome["removed"].append(path)
-                        continue
-                    if new.engine is old.engine:  # the process-wide engine of an equal chain
-                        outcome["unchanged"].append(path)
-                        continue
-                    new.engine.resume_prefetch()
-                    routes[path] = new
-                    outcome["changed"].append(path)
+                table, outcome = upkeep.reloaded(self._routes, build)
             except ConfigError as exc:
                 line = f"reload: config files not reloaded, routes unchanged: {exc}"
                 self._log(line)
                 return line
-            retired = {id(r.engine): r.engine for r in self._routes.values()}
-            self._routes = routes  # one assignment: the event loop reads it without the lock
-        for engine_id in retired.keys() - {id(r.engine) for r in routes.values()}:
-            retired[engine_id].close(wait=False)  # no route serves it: no background refresh
-        line = describe_reload(files, outcome)
+            self._routes = table  # one assignment: the event loop reads it without the lock
+        upkeep.retire_unused(before, table.values())
+        line = upkeep.describe_reload(files, outcome)
         self._log(line)
         return line
-
-    def expiries(self) -> dict[str, Optional[float]]:
-        """Seconds until each route's cached credentials expire (None: nothing cached)."""
-        now = self._clock()
-        expiries: dict[str, Optional[float]] = {}
-        for route in self.routes():
-            current = route.engine.current
-            expiration = current.expiration if current is not None else None
-            expiries[route.path] = None if expiration is None else round(expiration - now, 3)
-        return expiries
-
-    def idle(self) -> dict[str, bool]:
-        return {route.path: route.idle for route in self.routes()[1:]}
 
     def _on_event(self, event: events.RefreshEvent) -> None:
         for route in self.routes():
@@ -403,16 +356,6 @@ class RouteTable:
             result = "refreshed" if event.kind == events.REFRESHED else event.error_code
             self.metrics.count_refresh(route.path, result or "unknown")
             self._log(describe_event(route.path, event))
-
-
-def describe_reload(files: ConfigFiles, outcome: dict[str, list[str]]) -> str:
-    """One line for stderr: the files read and what became of each profile route."""
-    parts = [f"{kind} {', '.join(paths)}" for kind, paths in outcome.items() if paths]
-    routes = "; ".join(parts) if parts else "no profile routes yet"
-    return (
-        f"reload: read {files.config_path} and {files.credentials_path}: {routes}; "
-        "/ keeps the command line's settings"
-    )
 
 
 def describe_event(path: str, event: events.RefreshEvent) -> str:
