@@ -6,12 +6,28 @@ holds the routes and calls these; nothing here reads a file or waits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Optional
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Optional, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from ..config.profiles import ConfigFiles
-    from .routes import Route
+from ..config.profiles import ConfigFiles
+from ..engine.refresh import RefreshingCredentials
+
+
+class Route(Protocol):
+    """What this module reads of a ``server/routes.py`` route (which imports this module)."""
+
+    path: str
+    engine: RefreshingCredentials
+    idle: bool
+    last_asked: float  # when a request last asked, on the engine's monotonic clock
+    lifetime: float  # of the credentials last fetched, in seconds
+
+    def state(self, now: float) -> str: ...
+
+    def health(self, now: float) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=Route)
 
 #: A profile route nobody asked for during this many of its credential lifetimes stops
 #: refreshing in the background: a route asked for once must not cost an AssumeRole an
@@ -20,8 +36,8 @@ IDLE_LIFETIMES = 2
 
 
 def reloaded(
-    routes: dict[str, Route], build: Callable[[str], Optional[Route]]
-) -> tuple[dict[str, Route], dict[str, list[str]]]:
+    routes: dict[str, R], build: Callable[[str], Optional[R]]
+) -> tuple[dict[str, R], dict[str, list[str]]]:
     """The table after a reload, and what became of each profile route. ``build`` makes a
     route from the files just read (None: its profile is gone or configures no role). A route
     whose chain is unchanged is kept as it is, with its engine and cached credentials: the
@@ -62,7 +78,7 @@ def describe_reload(files: ConfigFiles, outcome: dict[str, list[str]]) -> str:
     )
 
 
-def idle_routes(routes: list[Route], ticks: float) -> list[Route]:
+def idle_routes(routes: list[R], ticks: float) -> list[R]:
     """The profile routes (``routes[1:]``) to stop: no request during IDLE_LIFETIMES of their
     credential lifetimes up to ``ticks``, and no route still asked for served by the same
     engine (the default route, started with equal settings, say)."""
@@ -84,7 +100,7 @@ def describe_idle(route: Route) -> str:
     )
 
 
-def health(routes: list[Route], now: float, detailed: bool) -> dict[str, object]:
+def health(routes: Sequence[Route], now: float, detailed: bool) -> dict[str, object]:
     """``/healthz``: the status of every route that is asked for; each route's expiry and
     last error when ``detailed`` (the token was sent), otherwise only ``/``'s and how many
     profile routes are in each state: profile names are for token holders."""
@@ -100,7 +116,7 @@ def health(routes: list[Route], now: float, detailed: bool) -> dict[str, object]
     return answer
 
 
-def expiries(routes: list[Route], now: float) -> dict[str, Optional[float]]:
+def expiries(routes: Sequence[Route], now: float) -> dict[str, Optional[float]]:
     """Seconds until each route's cached credentials expire (None: nothing cached)."""
     seconds: dict[str, Optional[float]] = {}
     for route in routes:
