@@ -171,8 +171,8 @@ class CredentialHTTPServer:
         reloading.add_done_callback(_log_failed_reload)
 
     def _sweep_idle(self) -> None:
-        self.routes.sweep_idle()
-        self._loop.call_later(IDLE_SWEEP_SECONDS, self._sweep_idle)
+        self._loop.call_later(IDLE_SWEEP_SECONDS, self._sweep_idle)  # first: a failed sweep
+        self.routes.sweep_idle()  # must not end the sweeping
 
     def _request_stop(self) -> None:
         if self._stop is not None:
