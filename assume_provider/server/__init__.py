@@ -5,6 +5,8 @@ process-wide refreshing credentials of its settings (and keeps what ``/healthz``
 ``protocol`` is the HTTP/1.1 wire format (the strict parser, the JSON answers);
 ``answers`` decides what a request gets (the method, ``Host`` and token checks, the route,
 the bounded wait); ``limits`` keeps the open connections under the open-file limit;
-``http`` is the transport (the socket, the connections, the event loop). The command line
+``http`` is the transport (the socket, the connections, the event loop); ``metrics``
+counts answers and refreshes for ``/metrics``; ``upkeep`` decides what a SIGHUP reload and
+the idle sweep do to the routes. The command line
 (``cli/serve_cmd.py``) only parses options, prints the two variables and waits for a signal.
 """
