@@ -10,6 +10,7 @@ import signal
 import threading
 from pathlib import Path
 
+import pytest
 from fake_time import FakeClock
 from inprocess_server import expiry_of as _expiry
 from inprocess_server import get_json as _get
@@ -124,6 +125,28 @@ def test_a_removed_profile_that_comes_back_is_served_again(
     aws_config_file.write_text(_profiles(team=aws_env.world.hop_role_arn))
     status, body = _get(server, "/profile/team")  # created again at its request
     assert status == 200 and body["AccountId"] == aws_env.world.account_b
+
+
+def test_a_setting_botocore_reads_is_read_again_at_reload(
+    server: CredentialHTTPServer,
+    aws_env: TestBed,
+    aws_config_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The region comes from the profile's botocore session, not from this package's own
+    reading of the files: a reload builds a new session, so it sees the new one."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION")  # it would win over the profile's region
+    profile = _profiles(team=aws_env.world.hop_role_arn)
+    aws_config_file.write_text(profile + "region = us-west-2\n")
+    status, first = _get(server, "/profile/team")
+    assert status == 200
+    assert aws_env.proxy.calls(action="AssumeRole")[-1].region == "us-west-2"
+    aws_config_file.write_text(profile + "region = eu-central-1\n")
+    assert "changed /profile/team" in server.routes.reload()
+    status, second = _get(server, "/profile/team")
+    assert status == 200 and second["AccessKeyId"] != first["AccessKeyId"]
+    calls = aws_env.proxy.calls(action="AssumeRole")
+    assert len(calls) == 2 and calls[-1].region == "eu-central-1"
 
 
 class _Refreshed:
