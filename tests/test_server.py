@@ -140,7 +140,10 @@ def test_answers_token_host_routes_and_health(
         status, _, health = server.get("/healthz", authorize=False)
         assert status == 200
         assert health["status"] == "ok"
-        assert set(health["routes"]) == {"/", "/profile/other"}
+        assert set(health["routes"]) == {"/"}  # profile names only with the token
+        assert health["profile_routes"] == {"ok": 1, "degraded": 0, "failing": 0, "idle": 0}
+        _, _, detailed = server.get("/healthz")
+        assert set(detailed["routes"]) == {"/", "/profile/other"}
         assert 3000 < health["routes"]["/"]["expires_in"] <= 3600
         assert health["routes"]["/"]["last_error"] is None
         code, err = server.stop()

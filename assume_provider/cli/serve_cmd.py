@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    _reload_on_sighup(server)
     serving = threading.Thread(target=server.serve_forever, name="assume-provider-serve")
     serving.daemon = True
     serving.start()
@@ -160,6 +161,13 @@ def _callers(args: argparse.Namespace) -> tuple[Any, bool]:
         callers.close()
         raise
     return callers, default is not None or bool(profiles)
+
+
+def _reload_on_sighup(server: Any) -> None:
+    """SIGHUP re-reads the AWS config files (``RouteTable.reload``, on a worker thread). The
+    handler only queues that on the server's event loop: no lock, no ``Event.set()``, nothing
+    the interrupted main thread may be holding."""
+    signal.signal(signal.SIGHUP, lambda *_: server.reload_soon())
 
 
 def _cannot_listen(host: str, port: int, exc: OSError) -> str:

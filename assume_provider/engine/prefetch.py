@@ -95,16 +95,27 @@ class Prefetcher:
         self._wake.set()
 
     def close(self, wait: bool = True) -> None:
-        """Stop the thread for good; the engine keeps refreshing on demand. With ``wait``,
-        give it up to 5 s to finish a refresh in progress (a process about to exit need not:
-        the thread is a daemon)."""
-        self._closed = True
-        self._stop.set()
-        self._wake.set()
-        thread = self._thread
+        """Stop the thread until ``reopen()``; the engine keeps refreshing on demand. With
+        ``wait``, give it up to 5 s to finish a refresh in progress (a process about to exit
+        need not: the thread is a daemon)."""
+        with self._lock:
+            self._closed = True
+            self._stop.set()
+            self._wake.set()
+            thread, self._thread = self._thread, None
         if wait and thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5.0)
-        self._thread = None
+
+    def reopen(self) -> None:
+        """Let ``ensure_running()`` start a thread again after ``close()`` (a server route that
+        was idle). Fresh events: a thread closed without waiting may still be finishing its
+        last step, and must go on seeing its own stop."""
+        with self._lock:
+            if not self._closed:
+                return
+            self._stop = threading.Event()
+            self._wake = threading.Event()
+            self._closed = False
 
     def after_fork_in_child(self) -> None:
         """The parent's thread does not exist in the child: forget it, with fresh events."""

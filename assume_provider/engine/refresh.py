@@ -252,6 +252,14 @@ class RefreshingCredentials:
         get() keeps working on demand."""
         self._prefetcher.close(wait)
 
+    def resume_prefetch(self) -> None:
+        """Start the prefetch thread again after ``close()``, if this engine prefetches: the
+        server stops it for a route nobody asks for, and starts it at the route's next
+        request."""
+        if self._prefetch:
+            self._prefetcher.reopen()
+            self._prefetcher.ensure_running(self)
+
     # -- slow path: carry out the policy's decision ------------------------------------
 
     def _settle(self, now: float) -> tuple[Decision, Optional[Entry]]:

@@ -7,6 +7,8 @@ process-wide refreshing credentials of its settings (and keeps what ``/healthz``
 its callers, the bounded wait); ``callers`` knows who may call each route, and
 ``sock_diag`` asks the kernel which user owns a connection; ``limits`` keeps the open
 connections under the open-file limit; ``http`` is the transport (the socket, the
-connections, the event loop). The command line (``cli/serve_cmd.py``) only parses
-options, prints the two variables and waits for a signal.
+connections, the event loop); ``metrics`` counts answers and refreshes for ``/metrics``;
+``upkeep`` decides what a SIGHUP reload and the idle sweep do to the routes. The command
+line (``cli/serve_cmd.py``) only parses options, prints the two variables and waits for a
+signal.
 """

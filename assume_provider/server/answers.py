@@ -2,10 +2,12 @@
 
 Order matters, and each step is one function here: the method (GET only), the ``Host``
 header (exactly the server's own ``ADDRESS:PORT``, so a web page reaching the port through
-DNS rebinding is refused), ``/healthz`` (no token: it carries no credential), the token
-(compared in constant time), the route, the caller (where the route names who may call:
-``server/callers.py``), then the credentials. A request refused by a check
-never reaches a route, and no refusal carries a credential. The transport
+DNS rebinding is refused), ``/metrics`` and ``/healthz`` (no token: they carry no credential;
+``/healthz`` names the profile routes only to a token holder), the token (compared in
+constant time), the route, the caller (where the route names who may call:
+``server/callers.py``), then the credentials. A request refused by a check never reaches
+a route, and no refusal carries a credential. Every answer is counted for ``/metrics``
+(``server/metrics.py``) by its route and status, a refusal by its JSON code. The transport
 (``server/http.py``) calls ``Answers.answer`` and writes what it returns; nothing here
 touches a socket.
 
@@ -28,7 +30,8 @@ from ..engine.model import TemporaryCredentials
 from ..errors import ConfigError
 from ..redaction import redact_text
 from .callers import AllowList, Caller, CallerPolicy, Unread
-from .protocol import Request, credentials_body, error_body, status_body
+from .metrics import CONTENT_TYPE, OTHER
+from .protocol import Request, TextBody, credentials_body, error_body, status_body
 from .routes import RefreshInProgress, Route, RouteTable, UnknownRoute
 
 #: Status, JSON body and extra headers of one answer.
@@ -99,14 +102,32 @@ class Answers:
         self.callers = callers
 
     async def answer(self, request: Request, caller: Optional[Caller] = None) -> Answer:
-        """Status, JSON body and extra headers for one request; ``caller`` is its
-        connection's (None: unknown, refused wherever a route names its callers)."""
+        """Status, JSON body and extra headers for one request, counted for ``/metrics``;
+        ``caller`` is its connection's (None: unknown, refused wherever a route names its
+        callers)."""
+        answer = await self._answer(request, caller)
+        self.routes.metrics.count_answer(self.route_label(request.path), answer[0], answer[1])
+        return answer
+
+    def route_label(self, path: str) -> str:
+        """``path`` if it is a route the server has (or a fixed path), else ``other``: the
+        only route labels a caller can make are of profiles that exist in the config."""
+        if path in ("/healthz", "/metrics") or self.routes.known(path) is not None:
+            return path
+        return OTHER
+
+    async def _answer(self, request: Request, caller: Optional[Caller]) -> Answer:
         refusal = method_refusal(request) or host_refusal(request, self.own_hosts)
         if refusal is not None:
             return refusal
         path = request.path
+        if path == "/metrics":
+            routes = self.routes
+            page = routes.metrics.render(routes.expiries(), routes.idle())
+            return 200, TextBody(page, CONTENT_TYPE), None
         if path == "/healthz":
-            return 200, self.routes.health(), None
+            detailed = token_refusal(request, self.token) is None
+            return 200, self.routes.health(detailed), None
         refusal = token_refusal(request, self.token)
         if refusal is not None:
             return refusal
@@ -124,6 +145,7 @@ class Answers:
         refusal = caller_refusal(route.path, allowed, caller, self.callers)
         if refusal is not None:
             return refusal
+        self.routes.asked(route)  # after the caller check: a refused caller wakes no route
         return await self._credentials(route)
 
     def _known(self, path: str) -> Optional[tuple[Route, Optional[AllowList]]]:

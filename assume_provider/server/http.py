@@ -22,7 +22,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Awaitable
 from http import HTTPStatus
 from typing import Any, Optional, TypeVar
@@ -31,7 +30,8 @@ from ..credentials.sts import is_loopback_host
 from ..errors import ConfigError
 from .answers import Answers
 from .callers import CallerPolicy
-from .limits import connection_limit
+from .limits import OncePerInterval, connection_limit
+from .metrics import BAD_REQUEST, CONNECTION_LIMIT
 from .protocol import MAX_HEAD_BYTES, BadRequest, parse_head, response, status_body
 from .routes import RouteTable
 
@@ -47,6 +47,9 @@ IDLE_TIMEOUT_SECONDS = 10.0
 # answered 503 (the refresh goes on): below botocore's 2 s container timeout, so a client
 # hears why (STS slow or throttling) instead of timing out, and retries into the same refresh.
 MAX_WAIT_SECONDS = 1.5
+# How often the loop looks for profile routes to stop refreshing (RouteTable.sweep_idle): a
+# route is idle after two credential lifetimes, so a minute late is nothing.
+IDLE_SWEEP_SECONDS = 60.0
 
 
 def url_host(host: str) -> str:
@@ -160,6 +163,29 @@ class CredentialHTTPServer:
         if not self._entered.is_set():
             self._loop.close()  # otherwise serve_forever() closes it when it returns
 
+    def reload_soon(self) -> None:
+        """Re-read the config files (``RouteTable.reload``) on a worker thread, soon. Safe in a
+        signal handler: it only queues a callback on the loop (a write to its wake-up pipe),
+        taking no lock the interrupted thread might hold."""
+        try:
+            self._loop.call_soon_threadsafe(self._reload)
+        except RuntimeError:
+            pass  # the loop has closed: the server is stopping
+
+    def _reload(self) -> None:
+        reloading = self._loop.run_in_executor(None, self._reload_config)
+        reloading.add_done_callback(_log_failed_reload)
+
+    def _reload_config(self) -> str:
+        """The routes' settings and their allow lists, both read again from the files."""
+        line = self.routes.reload()
+        self.answers.callers.reload()  # each profile's list is read at its next request
+        return line
+
+    def _sweep_idle(self) -> None:
+        self._loop.call_later(IDLE_SWEEP_SECONDS, self._sweep_idle)  # first: a failed sweep
+        self.routes.sweep_idle()  # must not end the sweeping
+
     def _request_stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
@@ -169,6 +195,7 @@ class CredentialHTTPServer:
         if self._stopping.is_set():  # shutdown() came before this loop ran
             return
         server = await asyncio.start_server(self._accepted, sock=self._socket, limit=MAX_HEAD_BYTES)
+        self._loop.call_later(IDLE_SWEEP_SECONDS, self._sweep_idle)
         try:
             if not self._stopping.is_set():
                 await self._stop.wait()
@@ -184,6 +211,7 @@ class CredentialHTTPServer:
         assert task is not None
         if len(self._connections) >= self.max_connections and not self._make_room():
             writer.close()  # every connection is being answered: this one must come back
+            self.routes.metrics.count_refusal(CONNECTION_LIMIT)
             return
         connection = self._connections[task] = Connection(task, self._loop.time())
         try:
@@ -261,6 +289,7 @@ class CredentialHTTPServer:
             timer.cancel()
 
     async def _refuse(self, writer: asyncio.StreamWriter, exc: BadRequest) -> None:
+        self.routes.metrics.count_refusal(BAD_REQUEST)
         answer = status_body(exc.status, str(exc))
         await self._send(writer, response(exc.status, answer, keep_alive=False))
 
@@ -276,14 +305,16 @@ def _quiet_loop_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
     refreshes and failures, and a flood must not flood it."""
     exception = context.get("exception")
     detail = f": {type(exception).__name__}: {exception}" if exception is not None else ""
-    _once_a_minute(f"{context.get('message', 'event loop error')}{detail}")
+    message = context.get("message", "event loop error")
+    # The kind, not the text: the text may name a connection, and a flood has many.
+    if _once_a_minute((message, type(exception).__name__)):
+        logger.warning("%s%s", message, detail)
 
 
-_last_said: dict[str, float] = {}
+def _log_failed_reload(reloading: asyncio.Future[str]) -> None:
+    exception = None if reloading.cancelled() else reloading.exception()
+    if exception is not None:  # reload() logs what it did; anything else must not be silent
+        logger.warning("reload failed: %s: %s", type(exception).__name__, exception)
 
 
-def _once_a_minute(line: str) -> None:
-    now = time.monotonic()
-    if now - _last_said.get(line, -60.0) >= 60.0:
-        _last_said[line] = now
-        logger.warning("%s", line)
+_once_a_minute = OncePerInterval(60.0)

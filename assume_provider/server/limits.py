@@ -3,12 +3,16 @@
 Any local process can open connections without the token, so the number the server keeps
 open is capped (``MAX_CONNECTIONS``) and kept below the open-file limit, leaving room for
 what a refresh needs (``FILES_KEPT_FREE``): accepting one connection too many must never
-make an STS call or a config read fail with "too many open files".
+make an STS call or a config read fail with "too many open files". A flood's log lines are
+limited too (``OncePerInterval``): one a minute per kind, in bounded memory.
 """
 
 from __future__ import annotations
 
 import resource
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 
 # Open connections at most (also kept below the open-file limit): at the cap the one waiting
 # longest on its client (for a request, or to read an answer) is closed to make room; one
@@ -39,3 +43,35 @@ def connection_limit() -> int:
     if soft == resource.RLIM_INFINITY:
         return MAX_CONNECTIONS
     return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, soft - FILES_KEPT_FREE))
+
+
+class OncePerInterval:
+    """Whether a log line of some kind may be said now: once per ``interval`` per kind, with
+    at most ``max_kinds`` kinds remembered (the least recently said forgotten first). A kind
+    is what a line is about, not its text, and the memory is bounded either way: a flood of
+    distinct errors (each naming its connection) must not grow the server's memory."""
+
+    def __init__(
+        self,
+        interval: float = 60.0,
+        max_kinds: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = interval
+        self.max_kinds = max_kinds
+        self._clock = clock
+        self._said: OrderedDict[Hashable, float] = OrderedDict()
+
+    def __call__(self, kind: Hashable) -> bool:
+        now = self._clock()
+        last = self._said.get(kind)
+        if last is not None and now - last < self.interval:
+            return False
+        self._said[kind] = now
+        self._said.move_to_end(kind)
+        while len(self._said) > self.max_kinds:
+            self._said.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._said)

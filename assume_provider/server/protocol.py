@@ -122,16 +122,33 @@ def parse_head(head: bytes) -> Request:
     return Request(method, target, version, headers)
 
 
+JSON = "application/json"
+
+
+class TextBody:
+    """An answer's body that is not JSON: its bytes and their media type."""
+
+    __slots__ = ("content_type", "data")
+
+    def __init__(self, data: bytes, content_type: str) -> None:
+        self.data = data
+        self.content_type = content_type
+
+
 def response(
     status: int, body: Any, *, keep_alive: bool, extra: Optional[dict[str, str]] = None
 ) -> bytes:
-    """The whole answer in one buffer: one write, so headers and body leave together."""
-    data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+    """The whole answer in one buffer: one write, so headers and body leave together. A
+    ``TextBody`` is sent as it is (``/metrics``); anything else as JSON."""
+    if isinstance(body, TextBody):
+        data, content_type = body.data, body.content_type
+    else:
+        data, content_type = json.dumps(body, separators=(",", ":")).encode("utf-8"), JSON
     lines = [
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
         f"Server: {SERVER_NAME}",
         f"Date: {_http_date()}",
-        "Content-Type: application/json",
+        f"Content-Type: {content_type}",
         f"Content-Length: {len(data)}",
         "Cache-Control: no-store",
     ]

@@ -11,6 +11,12 @@ A request never waits on STS while something valid is cached: it asks the engine
 the engine's worker (``engine/offthread.py``: one flight per engine, shared with the engine's
 prefetch thread). Only when nothing can be served does a request wait, and then it waits for
 that same flight, with every other such request.
+
+Operations: ``RouteTable.reload`` (SIGHUP) re-reads the config files for every profile
+route; ``RouteTable.sweep_idle`` stops the background refresh of a profile route nobody
+has asked for during two of its credential lifetimes, and its next request starts it
+again (both decided in ``server/upkeep.py``); the table keeps the server's counters
+(``server/metrics.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ from ..engine import events
 from ..engine.model import utc_text
 from ..engine.offthread import get_off_thread
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
+from ..errors import ConfigError
+from . import upkeep
+from .metrics import ServerMetrics
 
 PROFILE_PREFIX = "/profile/"
 # The early-refresh window of a route, unless configured: longer than the 15 minutes in which
@@ -64,6 +73,25 @@ class Route:
         self._failures_heard = self.engine.stats.failures
         self._hearing: list[concurrent.futures.Future[None]] = []
         self._heard_lock = threading.Lock()
+        # For ``sweep_idle``: when a request last asked (the engine's monotonic clock), the
+        # lifetime of the credentials last fetched, and whether the background refresh stopped.
+        self.last_asked = fetcher.monotonic()
+        self.lifetime = float(self.settings.duration_seconds)
+        self.idle = False
+
+    def asked(self) -> bool:
+        """A request asks for this route now; True if that ends its idleness (its background
+        refresh starts again; the request is served, or waits for a fetch, as any other)."""
+        self.last_asked = fetcher.monotonic()
+        if not self.idle:
+            return False
+        self.idle = False
+        self.engine.resume_prefetch()
+        return True
+
+    def stop_background_refresh(self) -> None:
+        self.idle = True
+        self.engine.close(wait=False)  # on the event loop: never waits for a refresh
 
     def served_now(self) -> Optional[TemporaryCredentials]:
         """Valid credentials to serve without waiting (a due refresh starts on the engine's
@@ -138,6 +166,8 @@ class Route:
             if event.kind != events.REFRESHED:
                 self.last_failure = event
                 self._failures_heard += 1
+            elif event.expiration is not None:
+                self.lifetime = max(1.0, event.expiration - fetcher.clock())
             waiting, self._hearing = self._hearing, []
         for heard in waiting:
             heard.set_result(None)
@@ -217,7 +247,8 @@ class RouteTable:
         self._environ = environ
         self._clock = clock
         self._log = log
-        self._lock = threading.Lock()  # only while a profile route is created
+        self._lock = threading.Lock()  # only while a profile route is created or reloaded
+        self.metrics = ServerMetrics()
         events.add_refresh_listener(self._on_event)
 
     def close(self, wait: bool = True) -> None:
@@ -247,12 +278,14 @@ class RouteTable:
         with self._lock:
             route = self._routes.get(path)
             if route is None:
-                route = self._routes[path] = self._profile_route(path, name)
+                route = self._profile_route(path, name)
+                route.engine.resume_prefetch()  # a shared engine a reload had retired
+                self._routes = {**self._routes, path: route}
         return route
 
-    def _profile_route(self, path: str, name: str) -> Route:
+    def _profile_route(self, path: str, name: str, files: Optional[ConfigFiles] = None) -> Route:
         environ = server_environment(self._environ)
-        files = ConfigFiles.from_environment(environ)
+        files = files or ConfigFiles.from_environment(environ)
         inputs = SettingInputs({}, environ, ProfileChoice(name, f"route {path}"), files)
         if inputs.profile_values() is None:
             where = f"{files.config_path} or {files.credentials_path}"
@@ -263,18 +296,65 @@ class RouteTable:
         session = botocore.session.Session(profile=name)
         return Route(path, settings, session)
 
-    def health(self) -> dict[str, Any]:
-        now = self._clock()
-        routes = self.routes()
-        states = {route.state(now) for route in routes}
-        status = "failing" if "failing" in states else "degraded" if "degraded" in states else "ok"
-        return {"status": status, "routes": {r.path: r.health(now) for r in routes}}
+    def health(self, detailed: bool = True) -> dict[str, Any]:
+        """``/healthz`` (``upkeep.health``: profile routes named only when ``detailed``)."""
+        return upkeep.health(self.routes(), self._clock(), detailed)
+
+    def expiries(self) -> dict[str, Optional[float]]:
+        return upkeep.expiries(self.routes(), self._clock())
+
+    def idle(self) -> dict[str, bool]:
+        return {route.path: route.idle for route in self.routes()[1:]}
+
+    def asked(self, route: Route) -> None:
+        """A request asks for ``route`` (on the event loop)."""
+        if route.asked():
+            self._log(f"route {route.path}: asked again: background refresh started")
+
+    def sweep_idle(self) -> list[str]:
+        """Stop the background refresh of each idle profile route (``upkeep.idle_routes``;
+        on the event loop: no I/O, no waiting)."""
+        stopped = upkeep.idle_routes(self.routes(), fetcher.monotonic())
+        for route in stopped:
+            route.stop_background_refresh()
+            self._log(upkeep.describe_idle(route))
+        return [route.path for route in stopped]
+
+    def reload(self) -> str:
+        """Re-read the AWS config files for every profile route (SIGHUP; off the event loop:
+        it reads files): unchanged ones keep their cached credentials, changed ones fetch
+        with the new settings at their next request, removed ones answer 404
+        (``upkeep.reloaded``); ``/`` keeps the command line's settings. A file that cannot
+        be parsed changes nothing. Returns the stderr line it logged."""
+        with self._lock:
+            files = ConfigFiles.from_environment(server_environment(self._environ))
+
+            def build(path: str) -> Optional[Route]:
+                try:
+                    return self._profile_route(path, path[len(PROFILE_PREFIX) :], files)
+                except UnknownRoute:
+                    return None
+
+            before = self.routes()
+            try:
+                table, outcome = upkeep.reloaded(self._routes, build)
+            except ConfigError as exc:
+                line = f"reload: config files not reloaded, routes unchanged: {exc}"
+                self._log(line)
+                return line
+            self._routes = table  # one assignment: the event loop reads it without the lock
+        upkeep.retire_unused(before, table.values())
+        line = upkeep.describe_reload(files, outcome)
+        self._log(line)
+        return line
 
     def _on_event(self, event: events.RefreshEvent) -> None:
         for route in self.routes():
             if id(route.engine) != event.credentials_id:
                 continue
             route.hear(event)
+            result = "refreshed" if event.kind == events.REFRESHED else event.error_code
+            self.metrics.count_refresh(route.path, result or "unknown")
             self._log(describe_event(route.path, event))
 
 
