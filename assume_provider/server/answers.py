@@ -28,6 +28,7 @@ from ..errors import ConfigError
 from ..redaction import redact_text
 from .protocol import Request, credentials_body, error_body, status_body
 from .routes import RefreshInProgress, Route, RouteTable, UnknownRoute
+from .token import FixedToken, TokenSource
 
 #: Status, JSON body and extra headers of one answer.
 Answer = tuple[int, Any, Optional[dict[str, str]]]
@@ -63,12 +64,22 @@ class Answers:
     """The server's answers: its token, its own addresses, its routes and the bounded wait."""
 
     def __init__(
-        self, token: str, own_hosts: frozenset[str], routes: RouteTable, *, max_wait: float
+        self,
+        token: str | TokenSource,
+        own_hosts: frozenset[str],
+        routes: RouteTable,
+        *,
+        max_wait: float,
     ) -> None:
-        self.token = token.encode("ascii")
+        self._token = FixedToken(token) if isinstance(token, str) else token
         self.own_hosts = own_hosts
         self.routes = routes
         self.max_wait = max_wait
+
+    @property
+    def token(self) -> bytes:
+        """The token a request must send: the token file's, as it is now (``TokenFile``)."""
+        return self._token.current()
 
     async def answer(self, request: Request) -> Answer:
         """Status, JSON body and extra headers for one request."""

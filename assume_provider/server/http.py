@@ -32,6 +32,7 @@ from .answers import Answers
 from .limits import connection_limit
 from .protocol import MAX_HEAD_BYTES, BadRequest, parse_head, response, status_body
 from .routes import RouteTable
+from .token import TokenSource
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,38 +63,34 @@ class Connection:
 
 
 class CredentialHTTPServer:
-    """Bound to one loopback address at construction; knows its token and its routes.
+    """Bound to one loopback address at construction (or given a listening socket: ``sock``,
+    handed over by systemd); knows its token and its routes.
 
     ``serve_forever()`` runs the event loop in the calling thread until ``shutdown()`` (from
-    any other thread); ``server_close()`` then releases the socket.
+    any other thread) or ``stop_soon()`` (on the loop); ``server_close()`` then releases the
+    socket.
     """
 
     def __init__(
         self,
         host: str,
         port: int,
-        token: str,
+        token: str | TokenSource,
         routes: RouteTable,
         *,
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
         max_wait: float = MAX_WAIT_SECONDS,
         max_connections: Optional[int] = None,
+        sock: Optional[socket.socket] = None,
     ) -> None:
-        # The one loopback rule (credentials/sts.py); the Host check accepts this address only.
-        if not is_loopback_host(host):
-            raise ConfigError(f"--host {host}: only loopback addresses (127.0.0.1, ::1) allowed")
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections or connection_limit()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._socket.bind((host, port))
-            self._socket.listen(LISTEN_BACKLOG)
+        if sock is not None:  # already listening (systemd.check_loopback_listener said so)
+            host = str(sock.getsockname()[0])
+            self._socket = sock
             self._socket.setblocking(False)
-        except OSError:
-            self._socket.close()
-            raise
+        else:
+            self._socket = listening_socket(host, port)
         self.host = host
         self.port = int(self._socket.getsockname()[1])
         own_hosts = frozenset({f"{url_host(host)}:{self.port}".lower()})
@@ -127,6 +124,11 @@ class CredentialHTTPServer:
     def max_wait(self, seconds: float) -> None:
         self.answers.max_wait = seconds
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop ``serve_forever()`` runs: a caller may schedule its own callbacks on it."""
+        return self._loop
+
     # -- lifetime ------------------------------------------------------------------------
 
     def serve_forever(self) -> None:
@@ -148,6 +150,12 @@ class CredentialHTTPServer:
             pass  # the loop has closed already
         if self._entered.is_set():
             self._stopped.wait(timeout)
+
+    def stop_soon(self) -> None:
+        """``shutdown()`` from the loop's own thread (a signal handler of the loop): stops
+        serving without waiting, as the loop cannot wait for itself."""
+        self._stopping.set()
+        self._request_stop()
 
     def server_close(self) -> None:
         self._socket.close()
@@ -257,6 +265,23 @@ class CredentialHTTPServer:
         writer.write(data)
         if writer.transport.get_write_buffer_size():  # not all sent at once: a slow reader
             await self._within_idle_timeout(writer, writer.drain())
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    # The one loopback rule (credentials/sts.py); the Host check accepts this address only.
+    if not is_loopback_host(host):
+        raise ConfigError(f"--host {host}: only loopback addresses (127.0.0.1, ::1) allowed")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(LISTEN_BACKLOG)
+        listener.setblocking(False)
+    except OSError:
+        listener.close()
+        raise
+    return listener
 
 
 def _quiet_loop_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
