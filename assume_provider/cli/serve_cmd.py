@@ -86,11 +86,11 @@ def run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, signals: Any, notifier: Any) -> None:
     from ..credentials.sts import is_loopback_host
     from ..errors import ConfigError
-    from ..server.http import CredentialHTTPServer, listening_socket
+    from ..server.http import CredentialHTTPServer
     from ..server.lifecycle import Lifecycle, print_variables
     from ..server.limits import raise_open_file_limit
     from ..server.routes import Route, RouteTable
-    from ..server.systemd import inherited_socket
+    from ..server.systemd import inherited_socket, listening_socket
     from ..server.token import (
         TokenFile,
         check_token_file,

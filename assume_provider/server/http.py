@@ -26,18 +26,16 @@ from collections.abc import Awaitable
 from http import HTTPStatus
 from typing import Any, Optional, TypeVar
 
-from ..credentials.sts import is_loopback_host
-from ..errors import ConfigError
 from .answers import Answers
 from .limits import connection_limit
 from .protocol import MAX_HEAD_BYTES, BadRequest, parse_head, response, status_body
 from .routes import RouteTable
+from .systemd import listening_socket
 from .token import TokenSource
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-LISTEN_BACKLOG = 256  # many processes starting together must not find the queue full
 # A connection that sends nothing for this long is closed, and a request head must arrive
 # within it: an SDK asks about once per credential lifetime, so idle keep-alive connections
 # and half-sent requests (any local process can open them) must not pile up.
@@ -46,6 +44,10 @@ IDLE_TIMEOUT_SECONDS = 10.0
 # answered 503 (the refresh goes on): below botocore's 2 s container timeout, so a client
 # hears why (STS slow or throttling) instead of timing out, and retries into the same refresh.
 MAX_WAIT_SECONDS = 1.5
+# When the server stops, how long a request already on its way may take to be answered: a
+# restart under socket activation then refuses no request (new connections wait in the
+# kernel's queue for the next start). Above MAX_WAIT_SECONDS, well below the 5 s to exit.
+DRAIN_SECONDS = 2.0
 
 
 def url_host(host: str) -> str:
@@ -60,6 +62,7 @@ class Connection:
     def __init__(self, task: asyncio.Task[None], now: float) -> None:
         self.task = task
         self.waiting_since: Optional[float] = now
+        self.answered = 0  # requests answered on it: >0 and waiting means idle keep-alive
 
 
 class CredentialHTTPServer:
@@ -85,12 +88,10 @@ class CredentialHTTPServer:
     ) -> None:
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections or connection_limit()
-        if sock is not None:  # already listening (systemd.check_loopback_listener said so)
-            host = str(sock.getsockname()[0])
-            self._socket = sock
-            self._socket.setblocking(False)
-        else:
-            self._socket = listening_socket(host, port)
+        # Handed over already listening (systemd.check_loopback_listener), or our own.
+        self._socket = sock if sock is not None else listening_socket(host, port)
+        self._socket.setblocking(False)
+        host = str(self._socket.getsockname()[0]) if sock is not None else host
         self.host = host
         self.port = int(self._socket.getsockname()[1])
         own_hosts = frozenset({f"{url_host(host)}:{self.port}".lower()})
@@ -98,6 +99,7 @@ class CredentialHTTPServer:
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(_quiet_loop_errors)
         self._connections: dict[asyncio.Task[None], Connection] = {}
+        self._draining = False
         self._stop: Optional[asyncio.Event] = None
         self._entered = threading.Event()  # serve_forever() called
         self._stopping = threading.Event()  # shutdown() called
@@ -125,8 +127,7 @@ class CredentialHTTPServer:
         self.answers.max_wait = seconds
 
     @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The loop ``serve_forever()`` runs: a caller may schedule its own callbacks on it."""
+    def loop(self) -> asyncio.AbstractEventLoop:  # for callbacks of the caller's own
         return self._loop
 
     # -- lifetime ------------------------------------------------------------------------
@@ -175,9 +176,20 @@ class CredentialHTTPServer:
             if not self._stopping.is_set():
                 await self._stop.wait()
         finally:
-            server.close()
-            tasks = list(self._connections)
-            for task in tasks:
+            server.close()  # accepts no more; the socket's queue waits for the next start
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Answer what is on its way, close the rest: connections idle between requests
+        now; the others once answered (told ``Connection: close``), or after DRAIN_SECONDS."""
+        self._draining = True
+        for connection in self._connections.values():
+            if connection.answered and connection.waiting_since is not None:
+                connection.task.cancel()
+        tasks = list(self._connections)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=DRAIN_SECONDS)
+            for task in late:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -229,11 +241,12 @@ class CredentialHTTPServer:
                     return
                 except asyncio.IncompleteReadError:
                     return  # closed by the client, or for the idle timeout
-                keep_alive = request.keep_alive
+                keep_alive = request.keep_alive and not self._draining
                 connection.waiting_since = None  # being answered: never closed to make room
                 status, body, extra = await self.answers.answer(request)
                 # A client that does not read its answers can be closed to make room again.
                 connection.waiting_since = self._loop.time()
+                connection.answered += 1
                 await self._send(writer, response(status, body, keep_alive=keep_alive, extra=extra))
                 if keep_alive:
                     # Let the other connections in before this one's next request: reading a
@@ -265,23 +278,6 @@ class CredentialHTTPServer:
         writer.write(data)
         if writer.transport.get_write_buffer_size():  # not all sent at once: a slow reader
             await self._within_idle_timeout(writer, writer.drain())
-
-
-def listening_socket(host: str, port: int) -> socket.socket:
-    # The one loopback rule (credentials/sts.py); the Host check accepts this address only.
-    if not is_loopback_host(host):
-        raise ConfigError(f"--host {host}: only loopback addresses (127.0.0.1, ::1) allowed")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        listener.listen(LISTEN_BACKLOG)
-        listener.setblocking(False)
-    except OSError:
-        listener.close()
-        raise
-    return listener
 
 
 def _quiet_loop_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -28,9 +28,11 @@ import socket
 from collections.abc import MutableMapping
 from typing import Optional
 
+from ..credentials.sts import is_loopback_host
 from ..errors import ConfigError
 
 LISTEN_FDS_START = 3  # SD_LISTEN_FDS_START: the first descriptor a supervisor hands over
+LISTEN_BACKLOG = 256  # many processes starting together must not find the queue full
 _LISTEN_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 _NOTIFY_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
@@ -67,6 +69,24 @@ def inherited_socket(environ: MutableMapping[str, str]) -> Optional[socket.socke
         sock.detach()  # leave the descriptor to its owner; the process exits anyway
         raise
     return sock
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket of our own, bound and listening (no socket handed over)."""
+    # The one loopback rule (credentials/sts.py); the Host check accepts this address only.
+    if not is_loopback_host(host):
+        raise ConfigError(f"--host {host}: only loopback addresses (127.0.0.1, ::1) allowed")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(LISTEN_BACKLOG)
+        listener.setblocking(False)
+    except OSError:
+        listener.close()
+        raise
+    return listener
 
 
 def check_loopback_listener(sock: socket.socket) -> None:
