@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         notifier = Notifier.from_environment(os.environ)
         _serve(args, signals, notifier)
     except StopRequested:
-        _say("stopped before serving")
+        _say("stopped")  # by SIGTERM or SIGINT before it served
     finally:
         signals.release()
         if notifier is not None:
