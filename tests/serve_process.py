@@ -27,7 +27,6 @@ TOKEN_FILE = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
 WAIT = 60.0  # failure-only bound for every wait on an event
 
 
-
 # Puts the socket on descriptor 3, sets LISTEN_PID to its own PID (exec keeps it: the
 # tool's), and becomes the tool: what systemd does between fork and exec.
 _HAND_OVER = """
@@ -71,7 +70,10 @@ class ServeProcess:
         self._changed = threading.Condition()
         self._readers = [
             threading.Thread(target=self._follow, args=(stream, lines), daemon=True)
-            for stream, lines in ((self.process.stdout, self.stdout), (self.process.stderr, self.stderr))
+            for stream, lines in (
+                (self.process.stdout, self.stdout),
+                (self.process.stderr, self.stderr),
+            )
         ]
         self._closed = 0
         for reader in self._readers:
@@ -88,7 +90,10 @@ class ServeProcess:
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
         with self._changed:
-            return self._changed.wait_for(lambda: predicate() or self._closed == 2, timeout) and predicate()
+            return (
+                self._changed.wait_for(lambda: predicate() or self._closed == 2, timeout)
+                and predicate()
+            )
 
     def wait_for_stderr(self, text: str) -> bool:
         return self.wait_for(lambda: any(text in line for line in self.stderr))

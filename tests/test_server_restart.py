@@ -61,7 +61,14 @@ STS_CALL = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn']
 
 
 def _args(bed: TestBed, token_file: Path, port: int = 0) -> list[str]:
-    return ["--role-arn", bed.world.target_role_arn, "--port", str(port), "--token-file", str(token_file)]
+    return [
+        "--role-arn",
+        bed.world.target_role_arn,
+        "--port",
+        str(port),
+        "--token-file",
+        str(token_file),
+    ]
 
 
 def _stop(serve: ServeProcess) -> Optional[int]:
@@ -75,7 +82,9 @@ def _client(base: dict[str, str], variables: dict[str, str], tmp: Path) -> dict[
     return env
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv"
+)
 def test_a_squatters_token_is_refused_once_the_server_is_back(
     aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -100,7 +109,11 @@ def test_a_squatters_token_is_refused_once_the_server_is_back(
         assert squatter.stdout is not None
         assert squatter.stdout.readline().split() == ["listening", "as", "65534"]
         victim = subprocess.run(
-            [sys.executable, "-c", STS_CALL], env=client, capture_output=True, text=True, timeout=120
+            [sys.executable, "-c", STS_CALL],
+            env=client,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert victim.returncode != 0  # the squatter answered nothing useful
         captured = squatter.stdout.readline().strip()
@@ -120,7 +133,11 @@ def test_a_squatters_token_is_refused_once_the_server_is_back(
         status, _ = get(url, token_file.read_text(), "/no-such-route")
         assert status == 404  # the file's token is accepted: past the token check
         done = subprocess.run(
-            [sys.executable, "-c", STS_CALL], env=client, capture_output=True, text=True, timeout=120
+            [sys.executable, "-c", STS_CALL],
+            env=client,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr
         assert _stop(second) == 0
@@ -159,6 +176,9 @@ class KeepAsking:
         with self.changed:
             return self.changed.wait_for(predicate, 120)
 
+    def wait_for_answers(self, count: int) -> bool:
+        return self.wait(lambda: len(self.outcomes) >= count)
+
     def stop(self) -> list[Any]:
         self.done.set()
         self.thread.join(180)
@@ -183,7 +203,9 @@ def test_under_a_held_socket_the_token_is_kept_and_no_request_is_refused_across_
             # No server runs now: the request the client has on its way waits in the queue.
             assert client.wait(lambda: client.started > len(client.outcomes))
             answered = len(client.outcomes)
-            second = ServeProcess(subprocess_env, _args(aws_env, token_file), listen_socket=listener)
+            second = ServeProcess(
+                subprocess_env, _args(aws_env, token_file), listen_socket=listener
+            )
             second.variables()
             assert client.wait(lambda: len(client.outcomes) >= answered + 3)
             outcomes = client.stop()
@@ -266,7 +288,7 @@ def test_sigterm_in_any_phase_exits_0_within_5_seconds(
                 assert aws_env.proxy.wait_for_count(1, action="AssumeRole")
             if phase.startswith("serving"):
                 client = KeepAsking(url, tmp_path / f"run-{run}" / "token")
-                assert client.wait(lambda: len(client.outcomes) >= 2)
+                assert client.wait_for_answers(2)
             serve.process.send_signal(signal.SIGTERM)
             if phase == "serving-twice":
                 serve.process.send_signal(signal.SIGTERM)
