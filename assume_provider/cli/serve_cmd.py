@@ -66,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
     # First of all: from here on SIGTERM and SIGINT stop the server with exit 0, whatever
     # phase it is in (server/lifecycle.py says how, and why it cannot hang).
     signals = StopSignals()
-    signals.install()
-    logging.getLogger(__name__).debug("serve: starting")
     notifier = None
     try:
+        signals.install()  # in the try: a signal right after it raises in here
+        logging.getLogger(__name__).debug("serve: starting")
         from ..server.systemd import Notifier
 
         notifier = Notifier.from_environment(os.environ)
