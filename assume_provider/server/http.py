@@ -44,10 +44,11 @@ IDLE_TIMEOUT_SECONDS = 10.0
 # answered 503 (the refresh goes on): below botocore's 2 s container timeout, so a client
 # hears why (STS slow or throttling) instead of timing out, and retries into the same refresh.
 MAX_WAIT_SECONDS = 1.5
-# When the server stops, how long a request already on its way may take to be answered: a
-# restart under socket activation then refuses no request (new connections wait in the
-# kernel's queue for the next start). Above MAX_WAIT_SECONDS, well below the 5 s to exit.
+# Stopping, how long a request on its way may take to be answered, so that a restart under
+# socket activation refuses none (new connections wait in the kernel's queue for the next
+# start): above MAX_WAIT_SECONDS, well below the 5 s to exit.
 DRAIN_SECONDS = 2.0
+ACCEPT_TURNS = 5  # loop turns from asyncio's accept() to the connection's own task: 3
 
 
 def url_host(host: str) -> str:
@@ -153,8 +154,7 @@ class CredentialHTTPServer:
             self._stopped.wait(timeout)
 
     def stop_soon(self) -> None:
-        """``shutdown()`` from the loop's own thread (a signal handler of the loop): stops
-        serving without waiting, as the loop cannot wait for itself."""
+        """``shutdown()`` on the loop's own thread, which cannot wait for itself."""
         self._stopping.set()
         self._request_stop()
 
@@ -183,14 +183,15 @@ class CredentialHTTPServer:
         """Answer what is on its way, close the rest: connections idle between requests
         now; the others once answered (told ``Connection: close``), or after DRAIN_SECONDS."""
         self._draining = True
+        for _ in range(ACCEPT_TURNS):  # accepted just before the close: let it register
+            await asyncio.sleep(0)
         for connection in self._connections.values():
             if connection.answered and connection.waiting_since is not None:
                 connection.task.cancel()
         tasks = list(self._connections)
         if tasks:
-            _, late = await asyncio.wait(tasks, timeout=DRAIN_SECONDS)
-            for task in late:
-                task.cancel()
+            for task in (await asyncio.wait(tasks, timeout=DRAIN_SECONDS))[1]:
+                task.cancel()  # late
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
