@@ -15,6 +15,7 @@ SIGTERM in any phase an exit 0.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -299,3 +300,27 @@ def test_sigterm_in_any_phase_exits_0_within_5_seconds(
             if client is not None:
                 client.stop()
         assert code == 0, (phase, run, code, serve.stderr[-40:])
+
+
+def test_a_token_write_that_fails_midway_leaves_the_old_token_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (ENOSPC from write) while a new token is written: the file still holds
+    the old token, whole, and no temporary file is left (the write went to a temporary
+    file, which a failure removes). What a crash at that point leaves is the same file."""
+    from assume_provider.server.token import load_or_create_token, write_new_token
+
+    token_file = tmp_path / "t" / "token"
+    old = load_or_create_token(str(token_file))
+
+    def disk_full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "write", disk_full)
+        with pytest.raises(OSError):
+            write_new_token(str(token_file))
+    assert token_file.read_text() == old
+    assert os.listdir(token_file.parent) == ["token"]
+    new = write_new_token(str(token_file))
+    assert new != old and token_file.read_text() == new
