@@ -281,8 +281,8 @@ def test_sigterm_in_any_phase_exits_0_within_5_seconds(
         serve = ServeProcess(subprocess_env, [*args, "--debug"] if phase == "starting" else args)
         client: Optional[KeepAsking] = None
         try:
-            if phase == "starting":  # the signal handler is in place; nothing is bound yet
-                assert serve.wait_for_stderr("serve: starting")
+            if phase == "starting":  # building its botocore session: nothing is bound yet
+                assert serve.wait_for_stderr("botocore.hooks DEBUG Changing event name")
             else:
                 url = serve.variables()["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
             if phase == "first-fetch":
