@@ -91,12 +91,7 @@ def _serve(args: argparse.Namespace, signals: Any, notifier: Any) -> None:
     from ..server.limits import raise_open_file_limit
     from ..server.routes import Route, RouteTable
     from ..server.systemd import inherited_socket, listening_socket
-    from ..server.token import (
-        TokenFile,
-        check_token_file,
-        load_or_create_token,
-        write_new_token,
-    )
+    from ..server.token import check_token_file, kept_token_file, new_token_file
 
     if not is_loopback_host(args.host):  # names too, localhost included: see the rule's why
         raise ConfigError(
@@ -135,12 +130,10 @@ def _serve(args: argparse.Namespace, signals: Any, notifier: Any) -> None:
                 raise OSError(_cannot_listen(args.host, args.port, exc)) from None
             # The port was free until now, and anyone could have collected the token from
             # clients meanwhile: this start's token is new (the old one gets 401 from now).
-            token = write_new_token(token_file)
+            token = new_token_file(token_file)
         else:
-            token = load_or_create_token(token_file)  # the port was never free: kept
-        server = CredentialHTTPServer(
-            args.host, args.port, TokenFile(token_file, token), routes, sock=sock
-        )
+            token = kept_token_file(token_file)  # the port was never free: kept
+        server = CredentialHTTPServer(args.host, args.port, token, routes, sock=sock)
     except BaseException:
         routes.close(wait=False)
         if sock is not None:

@@ -45,8 +45,7 @@ IDLE_TIMEOUT_SECONDS = 10.0
 # hears why (STS slow or throttling) instead of timing out, and retries into the same refresh.
 MAX_WAIT_SECONDS = 1.5
 # Stopping, how long a request on its way may take to be answered, so that a restart under
-# socket activation refuses none (new connections wait in the kernel's queue for the next
-# start): above MAX_WAIT_SECONDS, well below the 5 s to exit.
+# socket activation refuses none: above MAX_WAIT_SECONDS, well below the 5 s to exit.
 DRAIN_SECONDS = 2.0
 ACCEPT_TURNS = 5  # loop turns from asyncio's accept() to the connection's own task: 3
 
@@ -71,8 +70,7 @@ class CredentialHTTPServer:
     handed over by systemd); knows its token and its routes.
 
     ``serve_forever()`` runs the event loop in the calling thread until ``shutdown()`` (from
-    any other thread) or ``stop_soon()`` (on the loop); ``server_close()`` then releases the
-    socket.
+    another thread) or ``stop_soon()`` (on the loop); ``server_close()`` releases the socket.
     """
 
     def __init__(
@@ -176,15 +174,17 @@ class CredentialHTTPServer:
             if not self._stopping.is_set():
                 await self._stop.wait()
         finally:
-            server.close()  # accepts no more; the socket's queue waits for the next start
+            # Accept no more (the queue waits for the next start); let the accepted reach
+            # _accepted first: asyncio drops one not yet attached when its Server closes.
+            self._loop.remove_reader(self._socket.fileno())
+            for _ in range(ACCEPT_TURNS):
+                await asyncio.sleep(0)
+            server.close()
             await self._drain()
 
     async def _drain(self) -> None:
-        """Answer what is on its way, close the rest: connections idle between requests
-        now; the others once answered (told ``Connection: close``), or after DRAIN_SECONDS."""
+        """Close idle keep-alive connections; the rest once answered, or at DRAIN_SECONDS."""
         self._draining = True
-        for _ in range(ACCEPT_TURNS):  # accepted just before the close: let it register
-            await asyncio.sleep(0)
         for connection in self._connections.values():
             if connection.answered and connection.waiting_since is not None:
                 connection.task.cancel()

@@ -34,6 +34,12 @@ DEFAULT_TOKEN_FILE = os.path.join("~", ".aws", "assume-provider", "server-token"
 TOKEN_BYTES = 32  # random bytes; token_urlsafe turns them into 43 characters
 MIN_TOKEN_LENGTH = 32  # characters an existing file must hold at least
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: What tells that the file changed: a new token is a new file (a new inode).
+Signature = tuple[int, int, int, int]
+
+
+def _signature(info: os.stat_result) -> Signature:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _refuse(path: str, why: str) -> ConfigError:
@@ -50,28 +56,41 @@ def check_token_file(path: str) -> Optional[str]:
         return None
 
 
-def write_new_token(path: str) -> str:
+def new_token_file(path: str) -> TokenFile:
     """A new token in ``path``, replacing the one there (every start that binds its own
     socket: a token collected while the port was free is refused from now on)."""
     _make_folder(path)
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    _publish(path, token, replace=True)
-    return token
+    signature = _publish(path, token, replace=True)
+    assert signature is not None  # a rename always publishes
+    return TokenFile(path, token, signature)
 
 
-def load_or_create_token(path: str) -> str:
+def kept_token_file(path: str) -> TokenFile:
     """The token in ``path``, kept as it is; a new one only when there is none (a server on
     an inherited socket: the port was never free, so the token was never exposed). Two
     starts creating it together agree on the first one published."""
     path = os.path.abspath(os.path.expanduser(path))
-    existing = check_token_file(path)
-    if existing is not None:
-        return existing
+    try:
+        return TokenFile(path, *_read_existing(path))
+    except FileNotFoundError:
+        pass
     _make_folder(path)
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    if _publish(path, token, replace=False):
-        return token
-    return _read_existing(path)[0]  # another start published first: its token it is
+    signature = _publish(path, token, replace=False)
+    if signature is not None:
+        return TokenFile(path, token, signature)
+    return TokenFile(path, *_read_existing(path))  # another start published first
+
+
+def write_new_token(path: str) -> str:
+    """``new_token_file``'s token, as text."""
+    return new_token_file(path).value
+
+
+def load_or_create_token(path: str) -> str:
+    """``kept_token_file``'s token, as text (a server built in-process, in the tests)."""
+    return kept_token_file(path).value
 
 
 def _make_folder(path: str) -> None:
@@ -81,9 +100,10 @@ def _make_folder(path: str) -> None:
         os.chmod(folder, 0o700)  # makedirs applies the umask
 
 
-def _publish(path: str, token: str, *, replace: bool) -> bool:
+def _publish(path: str, token: str, *, replace: bool) -> Optional[Signature]:
     """Write ``token`` to a temporary file beside ``path`` and give it that name in one
-    step; False when ``replace`` is off and ``path`` exists already."""
+    step; the signature of the file written (what ``TokenFile`` compares), or None when
+    ``replace`` is off and ``path`` exists already."""
     folder, name = os.path.split(path)
     temporary = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
@@ -94,17 +114,18 @@ def _publish(path: str, token: str, *, replace: bool) -> bool:
             while data:
                 data = data[os.write(fd, data) :]
             os.fsync(fd)  # the content is on disk before the name points at it
+            signature = _signature(os.fstat(fd))
         finally:
             os.close(fd)
         if replace:
             os.rename(temporary, path)
-            published = True
+            published: Optional[Signature] = signature
         else:
             try:
                 os.link(temporary, path)
-                published = True
+                published = signature
             except FileExistsError:
-                published = False
+                published = None
     finally:
         try:
             os.unlink(temporary)  # gone after a rename; the spare name after a link
@@ -127,27 +148,30 @@ def _sync_folder(folder: str) -> None:
         os.close(fd)
 
 
-Signature = tuple[int, int, int, int]
-
-
 class TokenFile:
     """The token a server accepts: the one its file holds now, re-read when the file
     changes (another start wrote a new one, or the operator did). One ``stat`` per request
     tells; a file that is missing or fails a check changes nothing (the last good token
     stays, and one warning says why)."""
 
-    def __init__(self, path: str, token: str) -> None:
+    def __init__(self, path: str, token: str, signature: Signature) -> None:
+        # ``signature``: of the file this token was read from or written to, not of what
+        # the path names now (another start may have replaced it since: then the first
+        # request reads that one).
         self.path = path
         self._token = token.encode("ascii")
-        self._signature = self._stat()
+        self._signature = signature
         self._refused: Optional[Signature] = None
+
+    @property
+    def value(self) -> str:
+        return self._token.decode("ascii")
 
     def _stat(self) -> Optional[Signature]:
         try:
-            info = os.stat(self.path, follow_symlinks=False)
+            return _signature(os.stat(self.path, follow_symlinks=False))
         except OSError:
             return None
-        return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
     def current(self) -> bytes:
         signature = self._stat()
@@ -195,7 +219,7 @@ def _read_existing(path: str) -> tuple[str, Signature]:
             mode = stat.S_IMODE(info.st_mode)
             raise _refuse(path, f"has mode {mode:04o}: others may read it; chmod 600 it")
         data = os.read(fd, 4096)
-        signature = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        signature = _signature(info)
     finally:
         os.close(fd)
     try:
