@@ -1,21 +1,21 @@
 """``assume-provider serve``: the host credential server, in the foreground.
 
-Order: validate everything that can be wrong with the command line (settings, host, token
-file) and exit 2 before binding; bind and listen; only then print the two variables (a
+Order: take over SIGTERM and SIGINT (exit 0 from any phase); validate everything that can
+be wrong (settings, host, a socket handed over by systemd, the token file) and exit 2
+before binding; bind and listen, or take the socket systemd holds; write the token (a new
+one when this start bound the port itself); only then print the two variables (a
 supervisor that reads them can hand them out at once); fetch the default route's
-credentials in the background; wait for SIGTERM or SIGINT and exit 0.
+credentials in the background and serve until SIGTERM or SIGINT (``server/lifecycle.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
-import gc
 import logging
 import os
 import signal
 import sys
-import threading
 from typing import Any
 
 from ..config.inputs import SettingInputs
@@ -74,12 +74,37 @@ def _say(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..server.lifecycle import StopRequested, StopSignals
+
+    # First of all: from here on SIGTERM and SIGINT stop the server with exit 0, whatever
+    # phase it is in (server/lifecycle.py says how, and why it cannot hang).
+    signals = StopSignals()
+    notifier = None
+    try:
+        signals.install()  # in the try: a signal right after it raises in here
+        logging.getLogger(__name__).debug("serve: starting")
+        from ..server.systemd import Notifier
+
+        notifier = Notifier.from_environment(os.environ)
+        _serve(args, signals, notifier)
+    except StopRequested:
+        _say("stopped")  # by SIGTERM or SIGINT before it served
+    finally:
+        signals.release()
+        if notifier is not None:
+            notifier.notify_once("STOPPING=1")  # when it stopped before serving, or failed
+    return common.EXIT_OK
+
+
+def _serve(args: argparse.Namespace, signals: Any, notifier: Any) -> None:
     from ..credentials.sts import is_loopback_host
     from ..errors import ConfigError
     from ..server.http import CredentialHTTPServer
+    from ..server.lifecycle import Lifecycle, print_variables
     from ..server.limits import raise_open_file_limit
     from ..server.routes import Route, RouteTable
-    from ..server.token import load_or_create_token
+    from ..server.systemd import inherited_socket, listening_socket
+    from ..server.token import check_token_file, kept_token_file, new_token_file
 
     if not is_loopback_host(args.host):  # names too, localhost included: see the rule's why
         raise ConfigError(
@@ -93,11 +118,11 @@ def run(args: argparse.Namespace) -> int:
     settings = load_cli_settings(inputs)
     callers, any_list = _callers(args)
     token_file = os.path.abspath(os.path.expanduser(args.token_file))
-    # A token file this start creates is removed again if the start fails: a failed start
-    # leaves nothing behind (an existing file is only read, and stays as it was).
-    created = _missing_parts(token_file)
-    token = load_or_create_token(token_file)
+    # Everything that can be wrong is found before the port is taken: a socket handed over
+    # that the server must refuse, a token file it must refuse (nothing is written yet).
+    sock = inherited_socket(os.environ)
     try:
+        check_token_file(token_file)
         common.drop_warnings_of(ENGINE_LOGGER)
         # The event loop answers requests in microseconds, but a refresh (botocore building
         # and parsing an AssumeRole in a worker thread) holds the GIL for up to the switch
@@ -107,44 +132,46 @@ def run(args: argparse.Namespace) -> int:
         raise_open_file_limit()  # the server's connection cap follows the limit in force
         default = Route("/", settings, botocore_session(profile))
         routes = RouteTable(default, environ=os.environ, log=_say)
-        try:
-            server = CredentialHTTPServer(args.host, args.port, token, routes, callers=callers)
-        except OSError as exc:
-            routes.close()
-            raise OSError(_cannot_listen(args.host, args.port, exc)) from None
     except BaseException:
         callers.close()
-        _remove_created(created)
+        if sock is not None:
+            sock.close()
         raise
-    if not any_list:
-        _say(
-            "no allow list (--allow-user, --allow-group, or a profile's "
-            "assume_provider_allow_users/_groups): every local process that holds the token "
-            "is served"
-        )
-    _forget_own_container_settings(server.url)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    _reload_on_sighup(server)
-    serving = threading.Thread(target=server.serve_forever, name="assume-provider-serve")
-    serving.daemon = True
-    serving.start()
-    sys.stdout.write(
-        f"AWS_CONTAINER_CREDENTIALS_FULL_URI={server.url}\n"
-        f"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE={token_file}\n"
-    )
-    sys.stdout.flush()
-    threading.Thread(target=_warm_up, args=(routes,), daemon=True).start()
     try:
-        while not stop.wait(1.0):
-            pass
+        if sock is None:
+            try:
+                sock = listening_socket(args.host, args.port)
+            except OSError as exc:
+                raise OSError(_cannot_listen(args.host, args.port, exc)) from None
+            # The port was free until now, and anyone could have collected the token from
+            # clients meanwhile: this start's token is new (the old one gets 401 from now).
+            token = new_token_file(token_file)
+        else:
+            token = kept_token_file(token_file)  # the port was never free: kept
+        server = CredentialHTTPServer(
+            args.host, args.port, token, routes, sock=sock, callers=callers
+        )
+    except BaseException:
+        routes.close(wait=False)
+        callers.close()
+        if sock is not None:
+            sock.close()
+        raise
+    try:
+        if not any_list:
+            _say(
+                "no allow list (--allow-user, --allow-group, or a profile's "
+                "assume_provider_allow_users/_groups): every local process that holds the "
+                "token is served"
+            )
+        _forget_own_container_settings(server.url)
+        _reload_on_sighup(server)
+        print_variables(server.url, token_file)
+        Lifecycle(server, routes, notifier, signals).serve()
     finally:
         _say("stopping")
-        server.shutdown()
         server.server_close()
         routes.close(wait=False)  # exit at once, even with a refresh waiting on STS
-    return common.EXIT_OK
 
 
 def _callers(args: argparse.Namespace) -> tuple[Any, bool]:
@@ -180,45 +207,6 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> str:
         "assume-provider serve started earlier, is listening there; stop it, or choose "
         "another port with --port PORT (--port 0 picks a free one)"
     )
-
-
-def _missing_parts(path: str) -> list[str]:
-    """The file and the folders above it that do not exist yet, the file first."""
-    missing = []
-    while not os.path.lexists(path):
-        missing.append(path)
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return missing
-
-
-def _remove_created(paths: list[str]) -> None:
-    """Remove what a failed start created (the token file, then its new folders if empty)."""
-    for position, path in enumerate(paths):
-        try:
-            if position == 0:
-                os.unlink(path)
-            else:
-                os.rmdir(path)
-        except OSError:
-            return
-
-
-def _warm_up(routes: Any) -> None:
-    """Fetch the default route once, so the first client does not wait (failures are logged);
-    then move everything loaded so far out of the garbage collector's sight."""
-    try:
-        routes.lookup("/").credentials()
-    except Exception as exc:  # noqa: BLE001 - the refresh event has said what failed
-        logging.getLogger(__name__).debug("warm-up of / failed: %s", exc)
-    # botocore's models and clients are hundreds of thousands of objects that live as long as
-    # the process: a full collection walking them held every request for 20-70 ms, a few
-    # times a minute under load (measured with benchmarks/server_load.py). Frozen, they are
-    # never walked again; what requests allocate is collected as usual.
-    gc.collect()
-    gc.freeze()
 
 
 def _forget_own_container_settings(url: str) -> None:

@@ -33,6 +33,7 @@ from .callers import AllowList, Caller, CallerPolicy, Unread
 from .metrics import CONTENT_TYPE, OTHER
 from .protocol import Request, TextBody, credentials_body, error_body, status_body
 from .routes import RefreshInProgress, Route, RouteTable, UnknownRoute
+from .token import FixedToken, TokenSource
 
 #: Status, JSON body and extra headers of one answer.
 Answer = tuple[int, Any, Optional[dict[str, str]]]
@@ -88,18 +89,23 @@ class Answers:
 
     def __init__(
         self,
-        token: str,
+        token: str | TokenSource,
         own_hosts: frozenset[str],
         routes: RouteTable,
         *,
         max_wait: float,
         callers: CallerPolicy,
     ) -> None:
-        self.token = token.encode("ascii")
+        self._token = FixedToken(token) if isinstance(token, str) else token
         self.own_hosts = own_hosts
         self.routes = routes
         self.max_wait = max_wait
         self.callers = callers
+
+    @property
+    def token(self) -> bytes:
+        """The token a request must send: the token file's, as it is now (``TokenFile``)."""
+        return self._token.current()
 
     async def answer(self, request: Request, caller: Optional[Caller] = None) -> Answer:
         """Status, JSON body and extra headers for one request, counted for ``/metrics``;

@@ -26,19 +26,18 @@ from collections.abc import Awaitable
 from http import HTTPStatus
 from typing import Any, Optional, TypeVar
 
-from ..credentials.sts import is_loopback_host
-from ..errors import ConfigError
 from .answers import Answers
 from .callers import CallerPolicy
 from .limits import OncePerInterval, connection_limit
 from .metrics import BAD_REQUEST, CONNECTION_LIMIT
 from .protocol import MAX_HEAD_BYTES, BadRequest, parse_head, response, status_body
 from .routes import RouteTable
+from .systemd import listening_socket
+from .token import TokenSource
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-LISTEN_BACKLOG = 256  # many processes starting together must not find the queue full
 # A connection that sends nothing for this long is closed, and a request head must arrive
 # within it: an SDK asks about once per credential lifetime, so idle keep-alive connections
 # and half-sent requests (any local process can open them) must not pile up.
@@ -50,6 +49,10 @@ MAX_WAIT_SECONDS = 1.5
 # How often the loop looks for profile routes to stop refreshing (RouteTable.sweep_idle): a
 # route is idle after two credential lifetimes, so a minute late is nothing.
 IDLE_SWEEP_SECONDS = 60.0
+# Stopping, how long a request on its way may take to be answered, so that a restart under
+# socket activation refuses none: above MAX_WAIT_SECONDS, well below the 5 s to exit.
+DRAIN_SECONDS = 2.0
+ACCEPT_TURNS = 5  # loop turns from asyncio's accept() to the connection's own task: 3
 
 
 def url_host(host: str) -> str:
@@ -64,42 +67,36 @@ class Connection:
     def __init__(self, task: asyncio.Task[None], now: float) -> None:
         self.task = task
         self.waiting_since: Optional[float] = now
+        self.answered = 0  # requests answered on it: >0 and waiting means idle keep-alive
 
 
 class CredentialHTTPServer:
-    """Bound to one loopback address at construction; knows its token and its routes.
+    """Bound to one loopback address at construction (or given a listening socket: ``sock``,
+    handed over by systemd); knows its token and its routes.
 
     ``serve_forever()`` runs the event loop in the calling thread until ``shutdown()`` (from
-    any other thread); ``server_close()`` then releases the socket.
+    another thread) or ``stop_soon()`` (on the loop); ``server_close()`` releases the socket.
     """
 
     def __init__(
         self,
         host: str,
         port: int,
-        token: str,
+        token: str | TokenSource,
         routes: RouteTable,
         *,
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
         max_wait: float = MAX_WAIT_SECONDS,
         max_connections: Optional[int] = None,
         callers: Optional[CallerPolicy] = None,
+        sock: Optional[socket.socket] = None,
     ) -> None:
-        # The one loopback rule (credentials/sts.py); the Host check accepts this address only.
-        if not is_loopback_host(host):
-            raise ConfigError(f"--host {host}: only loopback addresses (127.0.0.1, ::1) allowed")
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections or connection_limit()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._socket.bind((host, port))
-            self._socket.listen(LISTEN_BACKLOG)
-            self._socket.setblocking(False)
-        except OSError:
-            self._socket.close()
-            raise
+        # Handed over already listening (systemd.check_loopback_listener), or our own.
+        self._socket = sock if sock is not None else listening_socket(host, port)
+        self._socket.setblocking(False)
+        host = str(self._socket.getsockname()[0]) if sock is not None else host
         self.host = host
         self.port = int(self._socket.getsockname()[1])
         own_hosts = frozenset({f"{url_host(host)}:{self.port}".lower()})
@@ -109,6 +106,7 @@ class CredentialHTTPServer:
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(_quiet_loop_errors)
         self._connections: dict[asyncio.Task[None], Connection] = {}
+        self._draining = False
         self._stop: Optional[asyncio.Event] = None
         self._entered = threading.Event()  # serve_forever() called
         self._stopping = threading.Event()  # shutdown() called
@@ -135,6 +133,10 @@ class CredentialHTTPServer:
     def max_wait(self, seconds: float) -> None:
         self.answers.max_wait = seconds
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:  # for callbacks of the caller's own
+        return self._loop
+
     # -- lifetime ------------------------------------------------------------------------
 
     def serve_forever(self) -> None:
@@ -156,6 +158,11 @@ class CredentialHTTPServer:
             pass  # the loop has closed already
         if self._entered.is_set():
             self._stopped.wait(timeout)
+
+    def stop_soon(self) -> None:
+        """``shutdown()`` on the loop's own thread, which cannot wait for itself."""
+        self._stopping.set()
+        self._request_stop()
 
     def server_close(self) -> None:
         self._socket.close()
@@ -200,10 +207,24 @@ class CredentialHTTPServer:
             if not self._stopping.is_set():
                 await self._stop.wait()
         finally:
+            # Accept no more (the queue waits for the next start); let the accepted reach
+            # _accepted first: asyncio drops one not yet attached when its Server closes.
+            self._loop.remove_reader(self._socket.fileno())
+            for _ in range(ACCEPT_TURNS):
+                await asyncio.sleep(0)
             server.close()
-            tasks = list(self._connections)
-            for task in tasks:
-                task.cancel()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Close idle keep-alive connections; the rest once answered, or at DRAIN_SECONDS."""
+        self._draining = True
+        for connection in self._connections.values():
+            if connection.answered and connection.waiting_since is not None:
+                connection.task.cancel()
+        tasks = list(self._connections)
+        if tasks:
+            for task in (await asyncio.wait(tasks, timeout=DRAIN_SECONDS))[1]:
+                task.cancel()  # late
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -260,11 +281,12 @@ class CredentialHTTPServer:
                     return
                 except asyncio.IncompleteReadError:
                     return  # closed by the client, or for the idle timeout
-                keep_alive = request.keep_alive
+                keep_alive = request.keep_alive and not self._draining
                 connection.waiting_since = None  # being answered: never closed to make room
                 status, body, extra = await self.answers.answer(request, caller)
                 # A client that does not read its answers can be closed to make room again.
                 connection.waiting_since = self._loop.time()
+                connection.answered += 1
                 await self._send(writer, response(status, body, keep_alive=keep_alive, extra=extra))
                 if keep_alive:
                     # Let the other connections in before this one's next request: reading a
