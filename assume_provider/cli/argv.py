@@ -39,7 +39,14 @@ SETTINGS_WITH_A_VALUE = (
 # ``--shell bash env`` works and ``--port 0 whoami`` is refused by name, never with the value
 # read as the command ("invalid choice: 'bash'"). `template`'s own go after its KIND.
 COMMAND_FLAGS = ("--unset", "--json", "--no-cache")
-COMMAND_OPTIONS_WITH_A_VALUE = ("--shell", "--host", "--port", "--token-file")
+COMMAND_OPTIONS_WITH_A_VALUE = (
+    "--shell",
+    "--host",
+    "--port",
+    "--token-file",
+    "--allow-user",
+    "--allow-group",
+)
 
 
 def _option(word: str) -> str | None:
