@@ -14,9 +14,10 @@ import getpass
 import re
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Optional, Union
 
+from ..engine.records import frozen
 from . import inputs
 from .arns import role_arn_problem
 from .inputs import SETTING_NAMES, SettingInputs, cache_folder, config_key, env_var
@@ -73,7 +74,7 @@ _REPEATED_OPTIONS = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Origin:
     """Where one setting's value came from, in words a user can look up."""
 
@@ -128,7 +129,7 @@ class Origin:
         return self.description
 
 
-@dataclass(frozen=True)
+@frozen
 class Source:
     """Where the first hop's credentials come from."""
 
@@ -139,7 +140,7 @@ class Source:
         return f"{PROFILE_SOURCE_PREFIX}{self.profile}" if self.kind == "profile" else self.kind
 
 
-@dataclass(frozen=True)
+@frozen
 class Settings:
     """Validated settings. ``role_arns`` empty means the provider is inactive."""
 
