@@ -168,7 +168,10 @@ def _initializer(session: botocore.session.Session) -> None:
     settings = _installed_settings
     if isinstance(session, PrivateSession):
         return  # this package's own: its clients are signed with the chain's credentials
-    remember_builtin_handlers(session)  # before anything of ours is registered on it
+    if type(session) is botocore.session.Session:  # subclasses may register other handlers
+        hooks = private.event_hooks_of(session)
+        if hooks is not None:
+            remember_builtin_handlers(hooks)  # before anything of ours is registered on it
     if settings is not None and _kind_of(session) is not None:
         # An async session no layer claims keeps its own resolver (never a sync one).
         _installed_providers.add(_register(session, settings))

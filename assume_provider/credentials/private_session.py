@@ -35,8 +35,8 @@ botocore's built-in event handlers are copied too, not registered again: a sessi
 construction registers about 130 of them, checking each one's signature and aliasing each
 event name, which costs a short-lived process about as much as the rest of its credential
 resolution (about 50 M instructions; ``docs/performance.md``). The botocore integration's
-initializer hands this module the first plain ``botocore.session.Session`` it sees
-(``remember_builtin_handlers``) while botocore is still constructing it: its handlers are
+initializer hands this module the handlers of the first plain ``botocore.session.Session``
+it sees (``remember_builtin_handlers``) while botocore is still constructing it: its handlers are
 then botocore's built-in ones (the integration registers its own only afterwards), plus
 those of any initializer registered before this package's, which every session of the
 application gets too; and no other thread can hold that session yet, so the copy races with
@@ -60,14 +60,14 @@ from ..engine.forksafe import ForkSafeLock
 _builtin_handlers: Optional[Any] = None
 
 
-def remember_builtin_handlers(session: botocore.session.Session) -> None:
-    """Keep a copy of ``session``'s event handlers for every later copy, if none is kept yet
-    and ``session`` is a plain botocore session (subclasses, aiobotocore's, may register other
-    handlers). Call only while botocore constructs ``session`` (from an initializer), before
-    anything of this package is registered on it."""
+def remember_builtin_handlers(hooks: Any) -> None:
+    """Keep a copy of ``hooks`` (a ``botocore.hooks.HierarchicalEmitter``) for every later
+    copy, if none is kept yet: the handlers of a plain ``botocore.session.Session`` while
+    botocore constructs it (from an initializer), before anything of this package is
+    registered on it (see the module)."""
     global _builtin_handlers
-    if _builtin_handlers is None and type(session) is botocore.session.Session:
-        _builtin_handlers = copying.copy(session.get_component("event_emitter"))
+    if _builtin_handlers is None:
+        _builtin_handlers = copying.copy(hooks)
 
 
 class PrivateSession(botocore.session.Session):  # type: ignore[misc]

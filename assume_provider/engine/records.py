@@ -42,7 +42,7 @@ def frozen(cls: _Class) -> _Class:
     if undocumented:
         # Else dataclasses derives one from the signature of object's __init__ (this class
         # has none yet), which loads `tokenize` and compiles its regexes: ~30 M instructions.
-        cls.__doc__ = ""
+        cls.__doc__ = "-"  # any text: dataclasses only looks for a missing (falsy) one
     dataclasses.dataclass(cls, init=False, repr=False, eq=False)  # fields only: no exec
     fields = dataclasses.fields(cls)
     if undocumented:
