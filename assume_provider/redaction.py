@@ -25,7 +25,10 @@ _lock = ForkSafeLock()
 _secrets: dict[str, None] = {}  # insertion-ordered set, bounded
 _installed_factory: Optional[Callable[..., logging.LogRecord]] = None
 
-_SECRET_FIELD = re.compile(
+# Patterns as text, compiled at their first use (``re`` keeps them compiled): most processes
+# never redact anything, and compiling them at import cost every short-lived process about
+# 4 M instructions (``docs/performance.md``, "Short-lived processes").
+_SECRET_FIELD = (
     r"""(?ix)
     (
       <(SecretAccessKey|SessionToken|Token)>[^<]*(?:</\2>)?      # XML (STS), even truncated
@@ -35,7 +38,7 @@ _SECRET_FIELD = re.compile(
     | (X-Amz-Security-Token=|WebIdentityToken=)[^&\s'"]+            # query strings, form bodies
     | (x-amz-security-token:)[^\s'"\\]+                              # canonical request lines
     )
-    """
+    """  # noqa: S105 - a pattern that finds secrets, not one
 )
 
 
@@ -60,7 +63,7 @@ def register_secret(*values: Optional[str]) -> None:
 
 # Access key IDs (long-term AKIA, temporary ASIA, and the rarer prefixes). Not secrets, but
 # they identify a principal: answers given to callers who may not hold that key drop them.
-_ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{12,124}\b")
+_ACCESS_KEY_ID = r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{12,124}\b"
 
 
 def redact_text(text: str, *, key_ids: bool = False) -> str:
@@ -71,8 +74,8 @@ def redact_text(text: str, *, key_ids: bool = False) -> str:
     for secret in known:
         if secret in text:
             text = text.replace(secret, MASK)
-    text = _SECRET_FIELD.sub(_mask_field, text)
-    return _ACCESS_KEY_ID.sub(MASK, text) if key_ids else text
+    text = re.sub(_SECRET_FIELD, _mask_field, text)
+    return re.sub(_ACCESS_KEY_ID, MASK, text) if key_ids else text
 
 
 # Loggers whose records can carry credentials: botocore's DEBUG records of requests and

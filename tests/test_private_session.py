@@ -86,3 +86,28 @@ def test_the_copy_sends_the_application_user_agent() -> None:
         application.user_agent_extra,
     )
     assert copy.user_agent_name == "Boto3"
+
+
+def test_a_copy_made_after_install_has_botocores_handlers_and_not_the_applications(
+    aws_env: TestBed,
+) -> None:
+    """The copy starts from the built-in handlers kept at the first session's construction
+    (``remember_builtin_handlers``): botocore's own checks run on its clients, a handler
+    the application registered on its session does not."""
+    from botocore.exceptions import ParamValidationError
+
+    from assume_provider.credentials import private_session as module
+
+    assume_provider.install(role_arn=aws_env.world.target_role_arn)
+    app = botocore.session.Session()
+    assert module._builtin_handlers is not None
+    seen: list[str] = []
+    app.register("before-parameter-build.s3", lambda **_: seen.append("app"))
+    copy = private_session(app)
+    client = copy.create_client(
+        "s3", region_name="us-east-1", aws_access_key_id="AKIDTEST", aws_secret_access_key="x"
+    )
+    with pytest.raises(ParamValidationError):  # botocore's validate_bucket_name, built in
+        client.put_object(Bucket="not a bucket!", Key="k", Body=b"")
+    assert seen == []
+    assert aws_env.proxy.count() == 0

@@ -14,6 +14,7 @@ from collections.abc import MutableMapping
 from typing import Any, Optional
 
 import botocore.credentials
+import botocore.hooks
 import botocore.session
 
 # -- boto3.Session._session -------------------------------------------------------------------
@@ -37,6 +38,21 @@ def last_client_region(session: botocore.session.Session) -> Optional[str]:
     """The region botocore's default resolver factory would use for the rest of the chain."""
     region = getattr(session, "_last_client_region_used", None)
     return region if isinstance(region, str) else None
+
+
+# -- botocore.session.Session._original_handler -----------------------------------------------
+# The chain's private sessions start from a copy of botocore's built-in event handlers instead
+# of registering them again (``credentials/private_session.py`` says why). The public
+# ``Session(event_hooks=...)`` parameter takes the HierarchicalEmitter that holds them, which a
+# session keeps only as ``_original_handler``; its public ``event_emitter`` component is the
+# EventAliaser around it, and passing that would alias every event name twice, each time into
+# an empty cache, on every client built.
+
+
+def event_hooks_of(session: botocore.session.Session) -> Optional[Any]:
+    """The HierarchicalEmitter holding ``session``'s handlers, or None if botocore moved it."""
+    hooks = getattr(session, "_original_handler", None)
+    return hooks if isinstance(hooks, botocore.hooks.HierarchicalEmitter) else None
 
 
 # -- the request context ----------------------------------------------------------------------

@@ -11,7 +11,6 @@ import inspect
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import botocore
@@ -19,8 +18,10 @@ import botocore.credentials
 import botocore.exceptions
 import botocore.session
 
+from ..credentials.private_session import PrivateSession, remember_builtin_handlers
 from ..credentials.sts import EXPIRED_TOKEN_HANDLER_ID
 from ..engine.forksafe import ForkSafeLock
+from ..engine.records import frozen
 from ..redaction import install_redaction
 from . import private
 from .credentials import (
@@ -40,7 +41,7 @@ _installed_settings: Optional[dict[str, Any]] = None
 _installed_providers: weakref.WeakSet[AssumeRoleChainProvider] = weakref.WeakSet()
 
 
-@dataclass(frozen=True)
+@frozen
 class SessionKind:
     """A kind of botocore session other than botocore's own (aiobotocore's ``AioSession``):
     how to recognise one, the provider class its resolver awaits or calls, and the factory of
@@ -165,6 +166,12 @@ def _register(
 
 def _initializer(session: botocore.session.Session) -> None:
     settings = _installed_settings
+    if isinstance(session, PrivateSession):
+        return  # this package's own: its clients are signed with the chain's credentials
+    if type(session) is botocore.session.Session:  # subclasses may register other handlers
+        hooks = private.event_hooks_of(session)
+        if hooks is not None:
+            remember_builtin_handlers(hooks)  # before anything of ours is registered on it
     if settings is not None and _kind_of(session) is not None:
         # An async session no layer claims keeps its own resolver (never a sync one).
         _installed_providers.add(_register(session, settings))

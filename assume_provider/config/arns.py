@@ -8,7 +8,7 @@ that almost matches, and a setting's value must never hang credential resolution
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Optional
 
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b")
 OTHER_IAM_KINDS = ("user", "group", "policy", "instance-profile", "saml-provider", "oidc-provider")
@@ -31,15 +31,11 @@ def printable_ascii(text: str) -> bool:
     return all("\x21" <= character <= "\x7e" for character in text)
 
 
-class IamArn(NamedTuple):
-    """An ``arn:<partition>:iam::<account>:<kind>/<path/><name>``, split at its separators."""
-
-    partition: str
-    account: str
-    kind: str
-    has_path_name: bool  # False when the resource has no "/" at all
-    path: str
-    name: str
+# An ``arn:<partition>:iam::<account>:<kind>/<path/><name>`` split at its separators:
+# (partition, account, kind, has_path_name, path, name); has_path_name is False when the
+# resource has no "/" at all. A plain tuple: a NamedTuple class costs every process that
+# imports this module about 1 M instructions to create (``docs/performance.md``).
+IamArn = tuple[str, str, str, bool, str, str]
 
 
 def split_iam_arn(arn: str) -> Optional[IamArn]:
@@ -49,7 +45,7 @@ def split_iam_arn(arn: str) -> Optional[IamArn]:
         return None
     kind, slash, path_name = parts[5].partition("/")
     path, _, name = path_name.rpartition("/")
-    return IamArn(parts[1], parts[4], kind, bool(slash), path, name)
+    return (parts[1], parts[4], kind, bool(slash), path, name)
 
 
 def role_arn_problem(arn: str, *, allow_wildcards: bool = True) -> Optional[str]:

@@ -13,10 +13,12 @@ import functools
 import getpass
 import re
 import socket
+import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Optional, Union
 
+from ..engine.records import frozen
 from . import inputs
 from .arns import role_arn_problem
 from .inputs import SETTING_NAMES, SettingInputs, cache_folder, config_key, env_var
@@ -48,10 +50,17 @@ PREFETCH = "prefetch"
 REFRESH_WINDOW_SECONDS = "refresh_window_seconds"
 SHARE = "share"
 
-_SESSION_NAME_RE = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
-_SESSION_NAME_BAD_CHARS = re.compile(r"[^\w+=,.@-]", re.ASCII)
+# Patterns as text, compiled at first use (``re`` keeps them): a process that sets neither
+# needs none of them (``docs/performance.md``, "Short-lived processes").
+_SESSION_NAME = r"(?a)[\w+=,.@-]{2,64}"
+_SESSION_NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_+=,.@-")
 # STS's own rule for ExternalId (the settings and the templates both check it).
-EXTERNAL_ID_RE = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
+_EXTERNAL_ID = r"(?a)[\w+=,.@:/-]{2,1224}"
+
+
+def is_external_id(text: str) -> bool:
+    """Whether ``text`` is a valid ExternalId, by STS's own rule."""
+    return re.fullmatch(_EXTERNAL_ID, text) is not None
 
 MIN_DURATION = 900
 MAX_DURATION = 43200
@@ -73,7 +82,7 @@ _REPEATED_OPTIONS = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Origin:
     """Where one setting's value came from, in words a user can look up."""
 
@@ -128,7 +137,7 @@ class Origin:
         return self.description
 
 
-@dataclass(frozen=True)
+@frozen
 class Source:
     """Where the first hop's credentials come from."""
 
@@ -139,7 +148,7 @@ class Source:
         return f"{PROFILE_SOURCE_PREFIX}{self.profile}" if self.kind == "profile" else self.kind
 
 
-@dataclass(frozen=True)
+@frozen
 class Settings:
     """Validated settings. ``role_arns`` empty means the provider is inactive."""
 
@@ -229,7 +238,7 @@ def parse_duration(raw: Any, origin: Origin) -> int:
 def parse_external_id(raw: Any, origin: Origin) -> Optional[str]:
     if raw is None:
         return None
-    if not isinstance(raw, str) or not EXTERNAL_ID_RE.fullmatch(raw):
+    if not isinstance(raw, str) or not is_external_id(raw):
         raise _config_error(
             EXTERNAL_ID, origin, raw, "expected 2-1224 characters of letters, digits and +=,.@:/-"
         )
@@ -239,7 +248,7 @@ def parse_external_id(raw: Any, origin: Origin) -> Optional[str]:
 def parse_session_name(raw: Any, origin: Origin) -> str:
     if raw is None:
         return default_session_name()
-    if not isinstance(raw, str) or not _SESSION_NAME_RE.fullmatch(raw):
+    if not isinstance(raw, str) or re.fullmatch(_SESSION_NAME, raw) is None:
         raise _config_error(
             SESSION_NAME, origin, raw, "expected 2-64 characters of letters, digits and +=,.@_-"
         )
@@ -282,7 +291,7 @@ def parse_share(raw: Any, origin: Origin) -> str:
 
 def sanitize_session_name(text: str) -> str:
     """Make any text a valid RoleSessionName (2-64 characters of [\\w+=,.@-])."""
-    cleaned = _SESSION_NAME_BAD_CHARS.sub("-", text.encode("ascii", "replace").decode("ascii"))
+    cleaned = "".join(c if c in _SESSION_NAME_CHARACTERS else "-" for c in text)
     cleaned = cleaned[:64]
     if len(cleaned) < 2:
         cleaned = (cleaned + "assume-provider")[:64] if cleaned else "assume-provider"

@@ -4,12 +4,12 @@ names the hop and says whether retrying, or another region, may help."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
 import botocore.exceptions
 import botocore.utils
 
+from ..engine.records import frozen
 from ..engine.refresh import TemporaryCredentials
 from ..errors import AssumeRoleError
 from ..redaction import redact_text, register_secret
@@ -69,7 +69,7 @@ class StsClientFactory(Protocol):
     ) -> Any: ...
 
 
-@dataclass(frozen=True)
+@frozen
 class HopResult:
     hop: Hop
     credentials: TemporaryCredentials

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import botocore.credentials
@@ -18,6 +17,7 @@ import botocore.utils
 
 from ..config.inputs import EXPORTED_KEY_ID_VAR
 from ..config.settings import PROFILE_SOURCE_PREFIX, SOURCE_KINDS, Source
+from ..engine.records import frozen
 from .imds import imds_attempts
 
 ENVIRONMENT = "environment"
@@ -56,7 +56,7 @@ _CONTAINER_VARS = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class Attempt:
     """One place the source looked for credentials, and why it found none there."""
 

@@ -12,10 +12,10 @@ import datetime
 import logging
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import Optional
 
 from ..config.settings import Settings
+from ..engine.records import frozen
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
 from ..errors import AssumeRoleError
 from .assume_role import EXPIRED_TOKEN_CODES, HopResult, StsClientFactory
@@ -27,7 +27,7 @@ from .sts import StsTarget
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@frozen
 class ChainKey:
     """Everything that determines the chain's result: equal keys share one credentials object."""
 

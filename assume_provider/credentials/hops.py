@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..engine.forksafe import ForkSafeLock
+from ..engine.records import frozen
 
 # The chain's logger, as before the plan had its own module: users may filter on its name.
 logger = logging.getLogger("assume_provider.credentials.chain")
@@ -21,7 +21,7 @@ logger = logging.getLogger("assume_provider.credentials.chain")
 ROLE_CHAINING_LIMIT = 3600
 
 
-@dataclass(frozen=True)
+@frozen
 class SessionParameters:
     """INTERFACE.md's session parameters as the chain sends them."""
 
@@ -35,7 +35,7 @@ class SessionParameters:
 NO_PARAMETERS = SessionParameters()
 
 
-@dataclass(frozen=True)
+@frozen
 class Hop:
     """One AssumeRole of the chain, as it will be sent."""
 

@@ -30,10 +30,22 @@ GIL; two threads loading one file at once both parse it, and either result is th
 botocore shares it among every client of a session already, whatever thread builds them. It
 is also the loader botocore's own assume-role provider uses, so models the application added
 to its search path apply to the chain's STS clients as they would to botocore's.
+
+botocore's built-in event handlers are copied too, not registered again: a session's
+construction registers about 130 of them, checking each one's signature and aliasing each
+event name, which costs a short-lived process about as much as the rest of its credential
+resolution (about 50 M instructions; ``docs/performance.md``). The botocore integration's
+initializer hands this module the handlers of the first plain ``botocore.session.Session``
+it sees (``remember_builtin_handlers``) while botocore is still constructing it: its handlers are
+then botocore's built-in ones (the integration registers its own only afterwards), plus
+those of any initializer registered before this package's, which every session of the
+application gets too; and no other thread can hold that session yet, so the copy races with
+nothing. Each private copy then starts from a copy of it, which nothing ever changes.
 """
 
 from __future__ import annotations
 
+import copy as copying
 import threading
 from collections.abc import Hashable
 from typing import Any, Optional
@@ -43,6 +55,20 @@ import botocore.session
 
 from ..engine.forksafe import ForkSafeLock
 
+# A copy of botocore's built-in event handlers as a new session has them (see the module), or
+# None until the botocore integration has seen a plain session being made.
+_builtin_handlers: Optional[Any] = None
+
+
+def remember_builtin_handlers(hooks: Any) -> None:
+    """Keep a copy of ``hooks`` (a ``botocore.hooks.HierarchicalEmitter``) for every later
+    copy, if none is kept yet: the handlers of a plain ``botocore.session.Session`` while
+    botocore constructs it (from an initializer), before anything of this package is
+    registered on it (see the module)."""
+    global _builtin_handlers
+    if _builtin_handlers is None:
+        _builtin_handlers = copying.copy(hooks)
+
 
 class PrivateSession(botocore.session.Session):  # type: ignore[misc]
     """A botocore session of this package's own that builds one client at a time, so the
@@ -51,7 +77,11 @@ class PrivateSession(botocore.session.Session):  # type: ignore[misc]
     def __init__(self) -> None:
         # Reentrant: a client botocore builds may need credentials that build another.
         self._building = ForkSafeLock(threading.RLock)
-        super().__init__()
+        template = _builtin_handlers
+        if template is None:
+            super().__init__()
+        else:
+            super().__init__(event_hooks=copying.copy(template), include_builtin_handlers=False)
 
     def create_client(self, *args: Any, **kwargs: Any) -> Any:
         with self._building:

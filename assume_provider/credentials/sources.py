@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Hashable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import botocore.credentials
@@ -20,6 +19,7 @@ import botocore.utils
 from ..config.inputs import EXPORTED_KEY_ID_VAR
 from ..config.settings import Source
 from ..engine.forksafe import ForkSafeLock, renew_in_child
+from ..engine.records import frozen
 from ..errors import NoSourceCredentialsError, SourceCredentialsError
 from ..redaction import register_secret
 from .imds import with_imds_retries
@@ -66,7 +66,7 @@ def runs_this_tool(command: Optional[str]) -> bool:
     return bool(command) and any(name in command for name in _TOOL_NAMES)  # type: ignore[operator]
 
 
-@dataclass(frozen=True)
+@frozen
 class SourceKey:
     """Everything that decides which source credentials a session would get."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
@@ -19,6 +18,7 @@ import botocore.config
 import botocore.session
 
 from ..engine.forksafe import ForkSafeLock
+from ..engine.records import frozen
 from ..errors import ConfigError
 from .assume_role import StsClientFactory
 
@@ -37,7 +37,7 @@ _STS_CLIENT_CONFIG = botocore.config.Config(
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class StsTarget:
     """The STS region and the endpoint settings that decide the URL (part of the sharing key)."""
 

@@ -31,8 +31,9 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Optional
+
+from .records import frozen
 
 __all__ = [
     "FAILED",
@@ -54,7 +55,7 @@ FAILED = "failed"  # the attempt failed and the caller got the error (nothing us
 SERVED_STALE = "served_stale"  # the attempt failed and the cached credentials were served
 
 
-@dataclass(frozen=True)
+@frozen
 class RefreshEvent:
     """What one refresh attempt did; safe to log whole (no secret, no session token)."""
 

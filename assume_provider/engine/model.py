@@ -6,10 +6,11 @@ view, the CLI) share the types without importing the machinery. Standard library
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Optional, Protocol
+
+from .records import frozen
 
 __all__ = [
     "Lock",
@@ -21,7 +22,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, repr=False)
+@frozen
 class TemporaryCredentials:
     """One set of credentials with its expiry; the repr hides secrets so logs never leak them."""
 
@@ -52,7 +53,7 @@ def utc_text(timestamp: Optional[float]) -> str:
 NO_CREDENTIALS = TemporaryCredentials("", "", None, None)
 
 
-@dataclass(frozen=True)
+@frozen
 class RefreshStats:
     """Counters a caller can check to see how often the source was really asked."""
 

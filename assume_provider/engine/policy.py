@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import TracebackType
 from typing import Optional
 
 from .model import utc_text
+from .records import frozen
 from .schedule import Entry
 
 __all__ = [
@@ -64,7 +65,7 @@ _NEG_INF = float("-inf")
 _POS_INF = float("inf")
 
 
-@dataclass(frozen=True)
+@frozen
 class Setback:
     """What failed refreshes left in force; replaced whole, so one read is consistent."""
 

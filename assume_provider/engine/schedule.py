@@ -10,10 +10,10 @@ the early refresh is jittered so that a fleet started together does not refresh 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Optional
 
 from .model import TemporaryCredentials
+from .records import frozen
 from .windows import advisory_window_for
 
 __all__ = [
@@ -38,7 +38,7 @@ MIN_LIFETIME_FRACTION = 0.25
 PREFETCH_GRACE = 30.0
 
 
-@dataclass(frozen=True)
+@frozen
 class Entry:
     """Cached credentials with their precomputed schedule, published in one assignment."""
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 from ..config.arns import PARTITIONS, role_arn_problem
-from ..config.settings import EXTERNAL_ID_RE
+from ..config.settings import is_external_id
 from ..errors import ConfigError
 
 POLICY_VERSION = "2012-10-17"
@@ -157,7 +157,7 @@ def validate_kms_key_arn(value: str, option: str = "--kms-key-arn") -> str:
 
 def validate_external_id(value: str, option: str = "--external-id") -> str:
     """Return ``value`` if STS would accept it as an ExternalId."""
-    if not EXTERNAL_ID_RE.fullmatch(value):
+    if not is_external_id(value):
         raise ConfigError(
             f"{option} {value!r} is not a valid external ID: allowed: 2-1224 characters "
             "of a-z, A-Z, 0-9 and _+=,.@:/-"
