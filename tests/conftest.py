@@ -100,7 +100,14 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
+# Files whose module fixtures take long (test_zero_code.py builds two venvs) run first: with
+# parallel workers (.ci/run: pytest-xdist, one file per worker at a time) a long file taken
+# last would leave the other worker idle at the end. The order is otherwise unchanged.
+FIRST_FILES = ("test_zero_code.py",)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in FIRST_FILES)  # stable: others keep order
     for item in items:
         if _is_core_or_cli(item.path):
             item.add_marker(pytest.mark.core_cli)

@@ -116,6 +116,13 @@ def venvs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Venv]:
         return {mode: future.result() for mode, future in futures.items()}
 
 
+@pytest.fixture(scope="module")
+def project_wheel(venvs: dict[str, Venv]) -> Path:
+    """The wheel that the ``wheel`` venv was installed from (built once for the module)."""
+    (wheel,) = (venvs["wheel"].path.parent / "dist").glob("assume_provider-*.whl")
+    return wheel
+
+
 @pytest.fixture(params=sorted(REQUIREMENTS))
 def venv(request: pytest.FixtureRequest, venvs: dict[str, Venv]) -> Venv:
     return venvs[request.param]
@@ -319,15 +326,16 @@ def test_startup_files_at_site_packages_root(venv: Venv) -> None:
 
 
 @pytest.mark.parametrize("mode", ["wheel", "editable"])
-def test_pip_uninstall_removes_startup_files(mode: str, tmp_path: Path) -> None:
-    # Its own venv without dependencies: the shared ones must stay installed.
-    source = copy_project(tmp_path / "src")
+def test_pip_uninstall_removes_startup_files(
+    mode: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # Its own venv without dependencies: the shared ones must stay installed. The wheel is
+    # the module's (building it again would prove nothing more); a wheel is never modified.
     env = make_venv(tmp_path / "venv")
     if mode == "wheel":
-        pip("wheel", "--no-deps", "--wheel-dir", str(tmp_path / "dist"), str(source))
-        (target,) = (str(p) for p in (tmp_path / "dist").glob("*.whl"))
+        target = str(request.getfixturevalue("project_wheel"))
     else:
-        target = f"--editable={source}"
+        target = f"--editable={copy_project(tmp_path / 'src')}"
     pip("install", "--no-deps", target, python=env.python)
     assert all((env.site_packages / name).is_file() for name in STARTUP_FILES)
     pip("uninstall", "--yes", "assume-provider", python=env.python)
