@@ -34,8 +34,8 @@ from testbed import TestBed
 from testbed.proxy import Fault
 
 TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
-ROUNDS = int(os.environ.get("ASSUME_PROVIDER_TEST_ROUNDS", "10"))
-RUNS = int(os.environ.get("ASSUME_PROVIDER_TEST_RUNS", "3"))
+ROUNDS = int(os.environ.get("SERVER_RESTART_TEST_ROUNDS", "10"))
+RUNS = int(os.environ.get("SERVER_RESTART_TEST_RUNS", "3"))
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 # Listens on the port as the user it runs as; prints its user ID, then the Authorization
 # header of the first request it receives, and closes (the client sees a failure).
