@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,9 @@ from testbed import TestBed
 
 from assume_provider.config.profiles import ConfigFiles
 from assume_provider.errors import ConfigError
+from assume_provider.server import callers
 from assume_provider.server.callers import (
+    AllowList,
     CallerPolicy,
     RefusalLog,
     option_list,
@@ -268,6 +271,43 @@ def test_lists_where_the_kernel_cannot_name_callers_are_refused_not_ignored(
     with pytest.raises(ConfigError, match="profile 'p'"):
         policy.lookup("/profile/p")
     assert policy.lookup("/") is None  # no list on / : nothing to refuse
+
+
+def test_a_list_read_when_a_reload_comes_is_read_again_at_the_next_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A profile route's list whose read was under way when a reload forgot the lists (from
+    the files as they were, perhaps) answers that one request only: a reload that narrowed
+    the list is never undone by a read that began before it. The read is paused between
+    the file and the table by wrapping the real reader."""
+    config = tmp_path / "config"
+    config.write_text("[profile p]\nassume_provider_allow_users = 4242000\n")
+    environ = {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "c")}
+    owners = SocketOwners.open()
+    policy = CallerPolicy(None, owners, environ)
+    read, go = threading.Event(), threading.Event()
+    real = callers.profile_list
+
+    def read_then_wait(files: ConfigFiles, name: str) -> AllowList | None:
+        allowed = real(files, name)
+        if threading.current_thread().name == "early":
+            read.set()
+            go.wait(60)
+        return allowed
+
+    monkeypatch.setattr(callers, "profile_list", read_then_wait)
+    early = threading.Thread(target=policy.lookup, args=("/profile/p",), name="early")
+    early.start()
+    try:
+        assert read.wait(60)
+        config.write_text("[profile p]\nassume_provider_allow_users = 4242001\n")
+        policy.reload()  # what SIGHUP does
+    finally:
+        go.set()
+        early.join(60)
+    now = policy.lookup("/profile/p")
+    owners.close()
+    assert now is not None and now.uids == {4242001}
 
 
 def test_refusals_are_one_line_per_user_and_route_a_minute_in_bounded_memory() -> None:

@@ -14,6 +14,7 @@ import pytest
 from fake_time import FakeClock
 from inprocess_server import expiry_of as _expiry
 from inprocess_server import get_json as _get
+from serve_process import NotifyListener, ServeProcess, get
 from server_support import RunningServer, serving
 from testbed import TestBed
 
@@ -112,6 +113,55 @@ def test_a_config_file_that_cannot_be_parsed_changes_no_route(
     status, again = _get(server, "/profile/team")
     assert status == 200 and again["AccessKeyId"] == body["AccessKeyId"]
     assert aws_env.proxy.count(action="AssumeRole") == 1
+
+
+def test_a_reload_reads_allow_lists_again_and_a_refused_one_keeps_them(
+    server: CredentialHTTPServer, aws_env: TestBed, aws_config_file: Path
+) -> None:
+    """Through the server's own reload (what SIGHUP runs): a changed allow list applies from
+    the route's next request; a refused reload (a file that cannot be parsed) changes no
+    list either. Forgotten there, the list would be read again from the broken file, which
+    names no callers: the route would be open to every token holder."""
+    me, other = os.geteuid(), os.geteuid() + 1  # this process is the only caller here
+    profile = _profiles(team=aws_env.world.hop_role_arn)
+    aws_config_file.write_text(profile + f"assume_provider_allow_users = {other}\n")
+    status, body = _get(server, "/profile/team")
+    assert (status, body.get("code")) == (403, "CallerNotAllowed"), sorted(body)
+    aws_config_file.write_text(profile + f"assume_provider_allow_users = {me}\n")
+    assert "unchanged /profile/team" in server._reload_config()
+    assert _get(server, "/profile/team")[0] == 200
+    aws_config_file.write_text(profile + f"assume_provider_allow_users = {other}\n")
+    assert "unchanged /profile/team" in server._reload_config()
+    assert _get(server, "/profile/team")[0] == 403
+    aws_config_file.write_text("[profile team\nbroken")
+    assert "not reloaded" in server._reload_config()
+    status, body = _get(server, "/profile/team")
+    assert (status, body.get("code")) == (403, "CallerNotAllowed"), sorted(body)
+
+
+def test_sighup_while_starting_neither_kills_the_server_nor_stops_it_serving(
+    aws_env: TestBed, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Before the server can reload there is nothing to re-read (profile routes read their
+    profile at their first request): a SIGHUP then is ignored, not the default's death."""
+    token_file = tmp_path / "t" / "token"
+    args = ["--role-arn", aws_env.world.target_role_arn, "--port", "0", "--token-file"]
+    notify = NotifyListener(tmp_path)
+    env = {**subprocess_env, "NOTIFY_SOCKET": notify.address}
+    serve = ServeProcess(env, [*args, str(token_file), "--debug"])
+    try:
+        # Building its botocore session: nothing is bound yet, no reload to run.
+        assert serve.wait_for_stderr("botocore.hooks DEBUG Changing event name")
+        serve.process.send_signal(signal.SIGHUP)
+        url = serve.variables()["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+        assert notify.next() == "READY=1"  # the first fetch has ended: / is cached
+        status, body = get(url, token_file.read_text())
+        assert status == 200, body
+        serve.process.send_signal(signal.SIGTERM)
+        assert serve.finish() == 0
+    finally:
+        serve.kill()
+        notify.close()
 
 
 def test_a_removed_profile_that_comes_back_is_served_again(

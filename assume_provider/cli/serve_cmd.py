@@ -82,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
     notifier = None
     try:
         signals.install()  # in the try: a signal right after it raises in here
+        # Until the server reloads on SIGHUP (_reload_on_sighup) there is nothing to re-read
+        # (a profile route reads its profile at its first request): ignored, not the
+        # default's death. A handler, not SIG_IGN, which a child process would inherit.
+        signal.signal(signal.SIGHUP, _nothing_to_reload_yet)
         logging.getLogger(__name__).debug("serve: starting")
         from ..server.systemd import Notifier
 
@@ -188,6 +192,10 @@ def _callers(args: argparse.Namespace) -> tuple[Any, bool]:
         callers.close()
         raise
     return callers, default is not None or bool(profiles)
+
+
+def _nothing_to_reload_yet(signum: int, frame: Any) -> None:
+    pass
 
 
 def _reload_on_sighup(server: Any) -> None:

@@ -198,14 +198,17 @@ class CallerPolicy:
     def lookup(self, path: str) -> Optional[AllowList]:
         """The route's list, a profile route's read from its profile (ConfigError if invalid,
         or if it names callers the kernel cannot name here)."""
-        if path in self._lists:
-            return self._lists[path]
+        # Kept in the table this read began with: a reload meanwhile replaces the table, and
+        # a list read before it (perhaps from the files as they were) must not outlive it.
+        lists = self._lists
+        if path in lists:
+            return lists[path]
         name = path[len(PROFILE_PREFIX) :]
         files = ConfigFiles.from_environment(server_environment(self._environ))
         allowed = profile_list(files, name)
         if allowed is not None:
             self._require_lookup(allowed.named_by)
-        self._lists[path] = allowed
+        lists[path] = allowed
         return allowed
 
     def check_profiles(self) -> list[str]:

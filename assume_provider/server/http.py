@@ -184,10 +184,10 @@ class CredentialHTTPServer:
         reloading.add_done_callback(_log_failed_reload)
 
     def _reload_config(self) -> str:
-        """The routes' settings and their allow lists, both read again from the files."""
-        line = self.routes.reload()
-        self.answers.callers.reload()  # each profile's list is read at its next request
-        return line
+        """The routes' settings and their allow lists, both read again from the files: the
+        lists are forgotten (each is read at its route's next request) before the new routes
+        are in place, and only when they are; a refused reload keeps both, as they were."""
+        return self.routes.reload(applying=self.answers.callers.reload)
 
     def _sweep_idle(self) -> None:
         self._loop.call_later(IDLE_SWEEP_SECONDS, self._sweep_idle)  # first: a failed sweep

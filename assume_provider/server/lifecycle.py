@@ -79,6 +79,11 @@ class StopSignals:
         self._wakeup = reader, writer
         self._stop = stop
         self._loop = loop  # last: the switch from raising to queueing is this one assignment
+        if self.received is not None:
+            # A signal came during start-up and its StopRequested never reached run(): code
+            # on the way swallowed it (seen on Python 3.10, about 1 start in 50). Stop now,
+            # or the server would serve on, deaf to SIGTERM (only the first one counts).
+            loop.call_soon(stop)
 
     def release(self) -> None:
         """After the loop has closed: no wakeup descriptor any more (signals are ignored)."""

@@ -320,12 +320,14 @@ class RouteTable:
             self._log(upkeep.describe_idle(route))
         return [route.path for route in stopped]
 
-    def reload(self) -> str:
+    def reload(self, applying: Callable[[], None] = lambda: None) -> str:
         """Re-read the AWS config files for every profile route (SIGHUP; off the event loop:
         it reads files): unchanged ones keep their cached credentials, changed ones fetch
         with the new settings at their next request, removed ones answer 404
         (``upkeep.reloaded``); ``/`` keeps the command line's settings. A file that cannot
-        be parsed changes nothing. Returns the stderr line it logged."""
+        be parsed changes nothing. ``applying`` runs just before the new table is in place,
+        and only then (the server forgets its allow lists there: a refused reload must not
+        change them either). Returns the stderr line it logged."""
         with self._lock:
             files = ConfigFiles.from_environment(server_environment(self._environ))
 
@@ -342,6 +344,7 @@ class RouteTable:
                 line = f"reload: config files not reloaded, routes unchanged: {exc}"
                 self._log(line)
                 return line
+            applying()
             self._routes = table  # one assignment: the event loop reads it without the lock
         upkeep.retire_unused(before, table.values())
         line = upkeep.describe_reload(files, outcome)
