@@ -431,6 +431,7 @@ def test_profile_routes_by_user_and_by_group_and_slash_open_to_token_holders(
         else:
             assert _is_credential(answer), (user, path, answer)
     assert "every local process" not in err  # the profiles have lists
+    assert err.count("route / names no callers") == 1  # but / has none: said once
     assert sum("CallerNotAllowed" in line for line in err.splitlines()) == 2
 
 
@@ -445,6 +446,7 @@ def test_no_list_anywhere_is_said_once_at_start(
     with _start(aws_env, subprocess_env, tmp_path, "--allow-group", "root") as server:
         code, err = server.stop()
     assert code == 0 and "every local process" not in err
+    assert "route / names no callers" not in err
 
 
 @pytest.mark.parametrize(

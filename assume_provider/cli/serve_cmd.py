@@ -120,7 +120,7 @@ def _serve(args: argparse.Namespace, signals: Any, notifier: Any) -> None:
     profile = getattr(args, "profile", None)
     inputs = SettingInputs.from_environment(common.settings_arguments(args), os.environ, profile)
     settings = load_cli_settings(inputs)
-    callers, any_list = _callers(args)
+    callers, slash_listed, any_list = _callers(args)
     token_file = os.path.abspath(os.path.expanduser(args.token_file))
     # Everything that can be wrong is found before the port is taken: a socket handed over
     # that the server must refuse, a token file it must refuse (nothing is written yet).
@@ -168,6 +168,12 @@ def _serve(args: argparse.Namespace, signals: Any, notifier: Any) -> None:
                 "assume_provider_allow_users/_groups): every local process that holds the "
                 "token is served"
             )
+        elif not slash_listed:  # the profiles' lists never apply to /: say it is open
+            _say(
+                "route / names no callers (--allow-user, --allow-group): any local process "
+                "that holds the token is served on /; the profiles' lists apply to their "
+                "/profile/NAME routes only"
+            )
         _forget_own_container_settings(server.url)
         _reload_on_sighup(server)
         print_variables(server.url, token_file)
@@ -178,10 +184,10 @@ def _serve(args: argparse.Namespace, signals: Any, notifier: Any) -> None:
         routes.close(wait=False)  # exit at once, even with a refresh waiting on STS
 
 
-def _callers(args: argparse.Namespace) -> tuple[Any, bool]:
-    """Who may call each route (INTERFACE.md "Who may call"), and whether any route names its
-    callers: ConfigError (exit 2) for an unknown user or group, or for lists where the kernel
-    cannot name a caller's user."""
+def _callers(args: argparse.Namespace) -> tuple[Any, bool, bool]:
+    """Who may call each route (INTERFACE.md "Who may call"), whether ``/`` names its
+    callers, and whether any route does: ConfigError (exit 2) for an unknown user or group,
+    or for lists where the kernel cannot name a caller's user."""
     from ..server.callers import CallerPolicy, option_list
 
     default = option_list(args.allow_user or (), args.allow_group or ())
@@ -191,7 +197,7 @@ def _callers(args: argparse.Namespace) -> tuple[Any, bool]:
     except BaseException:
         callers.close()
         raise
-    return callers, default is not None or bool(profiles)
+    return callers, default is not None, default is not None or bool(profiles)
 
 
 def _nothing_to_reload_yet(signum: int, frame: Any) -> None:
