@@ -91,6 +91,33 @@ def build_venv(folder: Path) -> str:
     return str(python)
 
 
+def contender_envs(bed: TestBed, home: Path) -> dict[str, dict[str, str]]:
+    """Each contender's environment (and ``base``, what they all share), on ``bed``; writes
+    the ``native`` profile into a config file under ``home``."""
+    world = bed.world
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8"}
+    base.update(bed.env(home / "aws"))
+    Path(base["AWS_CONFIG_FILE"]).write_text(
+        "[profile native]\n"
+        f"role_arn = {world.target_role_arn}\n"
+        "credential_source = Ec2InstanceMetadata\n"
+    )
+    static = bed.assume(world.target_role_arn, "static")  # straight from moto, uncounted
+    zero_code = dict(base, ASSUME_PROVIDER_ROLE_ARN=world.target_role_arn)
+    return {
+        "base": base,
+        "native": dict(base, AWS_PROFILE="native"),
+        "zero-code": zero_code,
+        "share-disk": dict(zero_code, ASSUME_PROVIDER_SHARE="disk"),
+        "static": dict(
+            base,
+            AWS_ACCESS_KEY_ID=static["AccessKeyId"],
+            AWS_SECRET_ACCESS_KEY=static["SecretAccessKey"],
+            AWS_SESSION_TOKEN=static["SessionToken"],
+        ),
+    }
+
+
 def run_one(command: list[str], env: dict[str, str]) -> None:
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -119,27 +146,10 @@ def main() -> None:
 
     with TestBed() as bed, tempfile.TemporaryDirectory(prefix="short-lived-") as home:
         python = options.python or build_venv(options.venvs or Path(home) / "build")
+        envs = contender_envs(bed, Path(home))
+        base = envs["base"]
         world = bed.world
-        base = {"PATH": os.environ.get("PATH", ""), "HOME": home, "LANG": "C.UTF-8"}
-        base.update(bed.env(Path(home) / "aws"))
-        Path(base["AWS_CONFIG_FILE"]).write_text(
-            "[profile native]\n"
-            f"role_arn = {world.target_role_arn}\n"
-            "credential_source = Ec2InstanceMetadata\n"
-        )
-        static = bed.assume(world.target_role_arn, "static")  # straight from moto, uncounted
-        zero_code = dict(base, ASSUME_PROVIDER_ROLE_ARN=world.target_role_arn)
-        envs = {
-            "native": dict(base, AWS_PROFILE="native"),
-            "zero-code": zero_code,
-            "share-disk": dict(zero_code, ASSUME_PROVIDER_SHARE="disk"),
-            "static": dict(
-                base,
-                AWS_ACCESS_KEY_ID=static["AccessKeyId"],
-                AWS_SECRET_ACCESS_KEY=static["SecretAccessKey"],
-                AWS_SESSION_TOKEN=static["SessionToken"],
-            ),
-        }
+        envs.pop("base")
         contenders = list(CONTENDERS)
         if subprocess.run([python, "-c", HAS_SHARE], env=base, check=False).returncode != 0:
             contenders.remove("share-disk")
