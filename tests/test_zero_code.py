@@ -207,6 +207,60 @@ def test_variable_set_does_not_import_botocore_by_itself(
     assert ok(venv.script(code, role_env)) == "False True"
 
 
+def test_import_botocore_imports_what_it_would_without_the_variable(
+    venv: Venv, role_env: dict[str, str]
+) -> None:
+    # The package is imported at the first session, not inside botocore's import: there it
+    # would pull botocore.session (urllib3 and the rest) in from a few frames deeper than the
+    # application would, which on CPython 3.11 can make every call of a recursion at a
+    # frame-stack chunk boundary map and unmap memory (docs/performance.md).
+    code = """
+        import sys
+        before = set(sys.modules)
+        import botocore
+        print(*sorted(set(sys.modules) - before))
+    """
+    plain_env = {k: v for k, v in role_env.items() if k != "ASSUME_PROVIDER_ROLE_ARN"}
+    plain = set(ok(venv.script(code, plain_env)).split())
+    activated = set(ok(venv.script(code, role_env)).split())
+    assert "botocore" in plain
+    assert activated == plain
+
+
+def test_the_first_sessions_of_two_threads_both_get_the_role(
+    venv: Venv, role_env: dict[str, str], testbed: TestBed
+) -> None:
+    # Whichever thread's session comes first installs; the other's waits for it and is set
+    # up too (its outcome does not depend on the interleaving, so the test cannot flake).
+    code = """
+        import threading, botocore.session
+        barrier, arns = threading.Barrier(2), []
+        def first_session():
+            barrier.wait()
+            session = botocore.session.Session()
+            arns.append(session.create_client("sts").get_caller_identity()["Arn"])
+        threads = [threading.Thread(target=first_session) for _ in range(2)]
+        for thread in threads: thread.start()
+        for thread in threads: thread.join()
+        print(*arns)
+    """
+    assert ok(venv.script(code, role_env)).split() == [target_arn(testbed)] * 2
+
+
+@pytest.mark.parametrize("collector", ["enabled", "disabled"])
+def test_the_activation_leaves_the_garbage_collector_as_it_found_it(
+    venv: Venv, role_env: dict[str, str], testbed: TestBed, collector: str
+) -> None:
+    code = f"""
+        import gc
+        {"gc.disable()" if collector == "disabled" else ""}
+        {IDENTITY}
+        print(gc.isenabled())
+    """
+    arn, enabled = ok(venv.script(code, role_env)).split()
+    assert (arn, enabled) == (target_arn(testbed), str(collector == "enabled"))
+
+
 def test_aws_cli_assumes_target_role(
     venv: Venv, role_env: dict[str, str], testbed: TestBed
 ) -> None:

@@ -164,7 +164,17 @@ def _register(
     return provider
 
 
+def initialize_new_session(session: botocore.session.Session) -> None:
+    """What ``install()`` does for a session botocore is creating (its initializer), for a
+    caller that cannot know whether botocore will run that initializer for this session (the
+    zero-code hook, installing from within botocore's initializers). Does nothing for a
+    session already set up."""
+    _initializer(session)
+
+
 def _initializer(session: botocore.session.Session) -> None:
+    if session in _providers:
+        return  # set up already (initialize_new_session, then botocore's own call)
     settings = _installed_settings
     if isinstance(session, PrivateSession):
         return  # this package's own: its clients are signed with the chain's credentials

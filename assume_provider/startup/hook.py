@@ -5,8 +5,20 @@ this module is imported only when one of the two variables is set, or an ``ASSUM
 name the package does not know (the line holds the known names: ``config/variables.py``).
 Even then it imports nothing but ``os`` and ``sys`` (already loaded at start-up): it arms a
 one-shot ``sys.meta_path`` finder, and when, and only if, the application imports ``botocore``
-it runs ``assume_provider.install()``, the same code path as a user calling it. If botocore is
-already imported (e.g. the hook is run late by hand), it installs at once.
+it registers a botocore session initializer; when, and only if, the application creates its
+first botocore session, that initializer runs ``assume_provider.install()``, the same code
+path as a user calling it, and sets that session up as ``install()`` sets up every later one.
+If botocore is already imported (e.g. the hook is run late by hand), it installs at once.
+
+Why not install at ``import botocore``: the package, and the parts of botocore it needs
+(``botocore.session`` and what that imports, urllib3 included), would then be imported from
+inside botocore's own import, a few Python frames deeper than the application would import
+them. On CPython 3.11 that can put a hot recursion (``re`` compiling urllib3's URL patterns)
+exactly on the boundary of a frame-stack chunk, which CPython then maps and unmaps at every
+call: about 3,000 ``mmap``/``munmap`` pairs and 3,000 page faults per process, measured
+(``benchmarks/short_lived_cost.py``), a cost botocore's own profile does not pay. At session
+creation, botocore is imported as the application imports it, and a process that imports
+botocore but never creates a session imports nothing of this package's.
 
 Nothing here may break interpreter start-up or the application's ``import botocore``: any
 failure is kept and raised at credential-resolution time instead, as an error that names
@@ -24,7 +36,7 @@ import sys
 
 TYPE_CHECKING = False  # typing is not loaded at start-up; importing it would cost ~1.5 ms
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from importlib.machinery import ModuleSpec
     from types import ModuleType
     from typing import Any, Optional
@@ -149,25 +161,115 @@ class _ActivatingLoader:
 
 
 def _activate(botocore: ModuleType, requested_install: bool = True) -> None:
-    """Warn about unknown variables; then, if activation was requested,
-    ``assume_provider.install()``, and on failure arrange for the failure to surface later."""
+    """If activation was requested, ``assume_provider.install()`` at the first session (or at
+    once if botocore.session is loaded already), with a failure kept for credential
+    resolution; else only warn about unknown variables (the installing path warns too)."""
+    if not requested_install:
+        _warn_unknown_variables()
+        return
+    try:
+        if "botocore.session" in sys.modules:  # run late: sessions may exist already
+            _install(botocore)
+        else:
+            _install_at_first_session.botocore = botocore
+            botocore.register_initializer(_install_at_first_session)
+    except Exception:  # noqa: BLE001, S110 - botocore itself is unusable; it will say so
+        pass
+
+
+def _warn_unknown_variables() -> None:
     try:
         from ..config.variables import warn_unknown_variables
 
         warn_unknown_variables(os.environ)
     except Exception:  # noqa: BLE001, S110 - a warning must never break `import botocore`
         pass
-    if not requested_install:
-        return
-    try:
-        from ..aio.registration import install  # covers aiobotocore sessions too
 
-        install()
-    except Exception as exc:  # noqa: BLE001 - a broken install must not break `import botocore`
+
+def _install(botocore: ModuleType) -> Callable[[Any], None]:
+    """``install()``. Returns what sets a session being created up as botocore's initializers
+    now will: the package's initializer, or after a failure (kept for credential resolution,
+    ``_defer``) the one that raises it. Never raises."""
+    _warn_unknown_variables()
+    try:
+        with _collector_paused():
+            from ..aio.registration import install  # covers aiobotocore sessions too
+            from ..botocore.registration import initialize_new_session
+
+            install()
+        return initialize_new_session
+    except Exception as exc:  # noqa: BLE001 - a broken install must not break botocore
         try:
-            _defer(botocore, exc)
-        except Exception:  # noqa: BLE001, S110 - botocore itself is unusable; it will say so
-            pass
+            return _defer(botocore, exc)
+        except Exception:  # noqa: BLE001 - botocore itself is unusable; it will say so
+            return lambda session: None
+
+
+class _collector_paused:  # lower case: used as a `with` statement, as contextlib's are
+    """The cyclic garbage collector paused while the package is imported.
+
+    An import makes thousands of objects (modules, functions, classes) that live as long as
+    the process, and no garbage: every young-generation collection it triggers looks at them
+    and frees nothing. Paused, the import costs one such collection instead of about seven,
+    and a short-lived process is not pushed over the threshold of a full collection that
+    botocore's own profile stays under (about 20 M instructions, measured with
+    ``benchmarks/short_lived_cost.py``). Left alone if the application has paused it itself.
+    """
+
+    def __enter__(self) -> None:
+        import gc
+
+        self._resume = gc.isenabled()
+        if self._resume:
+            gc.disable()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._resume:
+            import gc
+
+            gc.enable()
+
+
+class _FirstSessionInstaller:
+    """The botocore session initializer the hook registers: installs at the first session
+    and does nothing for later ones (the package's own initializer, registered by
+    ``install()``, sets those up).
+
+    The session being created when it installs is set up here: ``install()`` appends its
+    initializer to botocore's list while botocore is going through that list for this
+    session, and whether botocore reaches it is botocore's business. Setting a session up
+    twice is harmless (the package's initializer does nothing for a session it knows). A
+    second thread's first session waits for the install under the lock, then is set up too.
+    """
+
+    def __init__(self) -> None:
+        self.botocore: Optional[ModuleType] = None
+        self._set_up: Optional[Callable[[Any], None]] = None
+        self._lock: Any = None
+
+    def __call__(self, session: Any) -> None:
+        if self._set_up is not None or self.botocore is None:
+            return
+        if self._lock is None:
+            import threading  # loaded by botocore's `logging` already: free here
+
+            # Reentrant: nothing install() does is known to create a session, but if it did
+            # that session would come back here on this thread.
+            self._lock = threading.RLock()
+            # A child forked while another thread installs must not inherit a held lock.
+            os.register_at_fork(after_in_child=self._renew_lock)
+        with self._lock:
+            if self._set_up is None:
+                self._set_up = _install(self.botocore)
+        self._set_up(session)
+
+    def _renew_lock(self) -> None:
+        import threading
+
+        self._lock = threading.RLock()
+
+
+_install_at_first_session = _FirstSessionInstaller()
 
 
 def activation_error(cause: BaseException) -> Exception:
@@ -189,8 +291,9 @@ def activation_error(cause: BaseException) -> Exception:
     return error
 
 
-def _defer(botocore: ModuleType, cause: BaseException) -> None:
-    """Every botocore session gets a first credential provider that raises the failure."""
+def _defer(botocore: ModuleType, cause: BaseException) -> Callable[[Any], None]:
+    """Every botocore session gets a first credential provider that raises the failure.
+    Returns the initializer that does it (registered with botocore for later sessions)."""
     import botocore.credentials as credentials
 
     error = activation_error(cause)
@@ -211,3 +314,4 @@ def _defer(botocore: ModuleType, cause: BaseException) -> None:
         session.lazy_register_component("credential_provider", build_resolver)
 
     botocore.register_initializer(initializer)
+    return initializer
