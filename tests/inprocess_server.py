@@ -22,7 +22,8 @@ from testbed import TestBed
 from assume_provider.config.inputs import SettingInputs
 from assume_provider.config.settings import resolve_settings
 from assume_provider.server.http import CredentialHTTPServer
-from assume_provider.server.routes import Route, RouteTable
+from assume_provider.server.route import Route
+from assume_provider.server.routes import RouteTable
 from assume_provider.server.token import load_or_create_token
 
 

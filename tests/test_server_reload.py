@@ -21,7 +21,7 @@ from testbed import TestBed
 import assume_provider
 from assume_provider.engine import events
 from assume_provider.server.http import CredentialHTTPServer
-from assume_provider.server.routes import Route
+from assume_provider.server.route import Route
 from assume_provider.server.upkeep import IDLE_LIFETIMES
 
 

@@ -32,7 +32,8 @@ from ..redaction import redact_text
 from .callers import AllowList, Caller, CallerPolicy, Unread
 from .metrics import CONTENT_TYPE, OTHER
 from .protocol import Request, TextBody, credentials_body, error_body, status_body
-from .routes import RefreshInProgress, Route, RouteTable, UnknownRoute
+from .route import RefreshInProgress, Route
+from .routes import RouteTable, UnknownRoute
 from .token import FixedToken, TokenSource
 
 #: Status, JSON body and extra headers of one answer.

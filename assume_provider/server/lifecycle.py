@@ -30,7 +30,8 @@ from types import FrameType
 from typing import Optional
 
 from .http import CredentialHTTPServer
-from .routes import Route, RouteTable
+from .route import Route
+from .routes import RouteTable
 from .systemd import Notifier
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from ..engine.refresh import RefreshingCredentials
 
 
 class Route(Protocol):
-    """What this module reads of a ``server/routes.py`` route (which imports this module)."""
+    """What this module reads of a route (``server/route.py``): its decisions need no more."""
 
     path: str
     engine: RefreshingCredentials
