@@ -128,13 +128,13 @@ def test_a_reload_reads_allow_lists_again_and_a_refused_one_keeps_them(
     status, body = _get(server, "/profile/team")
     assert (status, body.get("code")) == (403, "CallerNotAllowed"), sorted(body)
     aws_config_file.write_text(profile + f"assume_provider_allow_users = {me}\n")
-    assert "unchanged /profile/team" in server._reload_config()
+    assert "unchanged /profile/team" in server.upkeep.reload_config()
     assert _get(server, "/profile/team")[0] == 200
     aws_config_file.write_text(profile + f"assume_provider_allow_users = {other}\n")
-    assert "unchanged /profile/team" in server._reload_config()
+    assert "unchanged /profile/team" in server.upkeep.reload_config()
     assert _get(server, "/profile/team")[0] == 403
     aws_config_file.write_text("[profile team\nbroken")
-    assert "not reloaded" in server._reload_config()
+    assert "not reloaded" in server.upkeep.reload_config()
     status, body = _get(server, "/profile/team")
     assert (status, body.get("code")) == (403, "CallerNotAllowed"), sorted(body)
 

@@ -34,6 +34,7 @@ from .protocol import MAX_HEAD_BYTES, BadRequest, parse_head, response, status_b
 from .routes import RouteTable
 from .systemd import listening_socket
 from .token import TokenSource
+from .upkeep_timers import UpkeepTimers
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,9 +47,6 @@ IDLE_TIMEOUT_SECONDS = 10.0
 # answered 503 (the refresh goes on): below botocore's 2 s container timeout, so a client
 # hears why (STS slow or throttling) instead of timing out, and retries into the same refresh.
 MAX_WAIT_SECONDS = 1.5
-# How often the loop looks for profile routes to stop refreshing (RouteTable.sweep_idle): a
-# route is idle after two credential lifetimes, so a minute late is nothing.
-IDLE_SWEEP_SECONDS = 60.0
 # Stopping, how long a request on its way may take to be answered, so that a restart under
 # socket activation refuses none: above MAX_WAIT_SECONDS, well below the 5 s to exit.
 DRAIN_SECONDS = 2.0
@@ -105,6 +103,7 @@ class CredentialHTTPServer:
         self.answers = Answers(token, own_hosts, routes, max_wait=max_wait, callers=callers)
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(_quiet_loop_errors)
+        self.upkeep = UpkeepTimers(self._loop, routes, callers)  # the reload, the idle sweep
         self._connections: dict[asyncio.Task[None], Connection] = {}
         self._draining = False
         self._stop: Optional[asyncio.Event] = None
@@ -171,27 +170,8 @@ class CredentialHTTPServer:
             self._loop.close()  # otherwise serve_forever() closes it when it returns
 
     def reload_soon(self) -> None:
-        """Re-read the config files (``RouteTable.reload``) on a worker thread, soon. Safe in a
-        signal handler: it only queues a callback on the loop (a write to its wake-up pipe),
-        taking no lock the interrupted thread might hold."""
-        try:
-            self._loop.call_soon_threadsafe(self._reload)
-        except RuntimeError:
-            pass  # the loop has closed: the server is stopping
-
-    def _reload(self) -> None:
-        reloading = self._loop.run_in_executor(None, self._reload_config)
-        reloading.add_done_callback(_log_failed_reload)
-
-    def _reload_config(self) -> str:
-        """The routes' settings and their allow lists, both read again from the files: the
-        lists are forgotten (each is read at its route's next request) before the new routes
-        are in place, and only when they are; a refused reload keeps both, as they were."""
-        return self.routes.reload(applying=self.answers.callers.reload)
-
-    def _sweep_idle(self) -> None:
-        self._loop.call_later(IDLE_SWEEP_SECONDS, self._sweep_idle)  # first: a failed sweep
-        self.routes.sweep_idle()  # must not end the sweeping
+        """SIGHUP's reload (``UpkeepTimers.reload_soon``: safe in a signal handler)."""
+        self.upkeep.reload_soon()
 
     def _request_stop(self) -> None:
         if self._stop is not None:
@@ -202,7 +182,7 @@ class CredentialHTTPServer:
         if self._stopping.is_set():  # shutdown() came before this loop ran
             return
         server = await asyncio.start_server(self._accepted, sock=self._socket, limit=MAX_HEAD_BYTES)
-        self._loop.call_later(IDLE_SWEEP_SECONDS, self._sweep_idle)
+        self.upkeep.start()
         try:
             if not self._stopping.is_set():
                 await self._stop.wait()
@@ -331,12 +311,6 @@ def _quiet_loop_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
     # The kind, not the text: the text may name a connection, and a flood has many.
     if _once_a_minute((message, type(exception).__name__)):
         logger.warning("%s%s", message, detail)
-
-
-def _log_failed_reload(reloading: asyncio.Future[str]) -> None:
-    exception = None if reloading.cancelled() else reloading.exception()
-    if exception is not None:  # reload() logs what it did; anything else must not be silent
-        logger.warning("reload failed: %s: %s", type(exception).__name__, exception)
 
 
 _once_a_minute = OncePerInterval(60.0)
