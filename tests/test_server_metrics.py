@@ -21,7 +21,7 @@ from testbed.proxy import Fault
 
 import assume_provider
 from assume_provider.engine import events
-from assume_provider.server import http as server_http
+from assume_provider.server import limits as server_limits
 from assume_provider.server.http import CredentialHTTPServer
 from assume_provider.server.limits import OncePerInterval
 from assume_provider.server.metrics import MAX_RESULTS, OTHER, ServerMetrics
@@ -257,7 +257,7 @@ def test_loop_errors_are_said_once_a_minute_per_kind_in_bounded_memory(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A flood of distinct errors (each naming its connection) is one line per kind."""
-    caplog.set_level(logging.WARNING, logger="assume_provider.server.http")
+    caplog.set_level(logging.WARNING, logger="assume_provider.server.limits")
     loop = asyncio.new_event_loop()
     try:
         for number in range(5_000):
@@ -265,9 +265,9 @@ def test_loop_errors_are_said_once_a_minute_per_kind_in_bounded_memory(
                 "message": "socket.accept() out of system resource (test)",
                 "exception": OSError(24, f"Too many open files, connection {number}"),
             }
-            server_http._quiet_loop_errors(loop, context)
+            server_limits.quiet_loop_errors(loop, context)
     finally:
         loop.close()
     lines = [r.getMessage() for r in caplog.records if "(test)" in r.getMessage()]
     assert len(lines) == 1 and "connection 0" in lines[0]
-    assert len(server_http._once_a_minute) <= server_http._once_a_minute.max_kinds
+    assert len(server_limits._once_a_minute) <= server_limits._once_a_minute.max_kinds

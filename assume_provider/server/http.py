@@ -9,10 +9,11 @@ on STS or the disk (``server/answers.py`` says what runs off it).
 
 This module only moves bytes and keeps connections in bounds: a request head must arrive
 within the idle timeout and fit in ``MAX_HEAD_BYTES``, the number of open connections is
-capped (``server/limits.py``), and a request the parser refuses is answered and its
-connection closed. What a request means is ``server/protocol.py``'s business; what it is
-answered, ``server/answers.py``'s. Every deadline here is on the loop's clock, which is
-monotonic: a wall clock stepped by NTP moves none of them.
+capped and the loop's own errors said once a minute (``server/limits.py``), and a request
+the parser refuses is answered and its connection closed. What a request means is
+``server/protocol.py``'s business; what it is answered, ``server/answers.py``'s; the loop's
+reload and idle sweep, ``server/upkeep_timers.py``'s. Every deadline here is on the loop's
+clock, which is monotonic: a wall clock stepped by NTP moves none of them.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ import socket
 import threading
 from collections.abc import Awaitable
 from http import HTTPStatus
-from typing import Any, Optional, TypeVar
+from typing import Optional, TypeVar
 
 from .answers import Answers
 from .callers import CallerPolicy
-from .limits import OncePerInterval, connection_limit
+from .limits import connection_limit, quiet_loop_errors
 from .metrics import BAD_REQUEST, CONNECTION_LIMIT
 from .protocol import MAX_HEAD_BYTES, BadRequest, parse_head, response, status_body
 from .routes import RouteTable
@@ -102,7 +103,7 @@ class CredentialHTTPServer:
             callers = CallerPolicy.start(host, None, os.environ)
         self.answers = Answers(token, own_hosts, routes, max_wait=max_wait, callers=callers)
         self._loop = asyncio.new_event_loop()
-        self._loop.set_exception_handler(_quiet_loop_errors)
+        self._loop.set_exception_handler(quiet_loop_errors)
         self.upkeep = UpkeepTimers(self._loop, routes, callers)  # the reload, the idle sweep
         self._connections: dict[asyncio.Task[None], Connection] = {}
         self._draining = False
@@ -299,18 +300,3 @@ class CredentialHTTPServer:
         writer.write(data)
         if writer.transport.get_write_buffer_size():  # not all sent at once: a slow reader
             await self._within_idle_timeout(writer, writer.drain())
-
-
-def _quiet_loop_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """One line, no traceback, for what the loop cannot hand to a connection (e.g. accept()
-    failing with too many open files while a local process floods the server): stderr is for
-    refreshes and failures, and a flood must not flood it."""
-    exception = context.get("exception")
-    detail = f": {type(exception).__name__}: {exception}" if exception is not None else ""
-    message = context.get("message", "event loop error")
-    # The kind, not the text: the text may name a connection, and a flood has many.
-    if _once_a_minute((message, type(exception).__name__)):
-        logger.warning("%s%s", message, detail)
-
-
-_once_a_minute = OncePerInterval(60.0)

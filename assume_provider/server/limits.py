@@ -4,15 +4,22 @@ Any local process can open connections without the token, so the number the serv
 open is capped (``MAX_CONNECTIONS``) and kept below the open-file limit, leaving room for
 what a refresh needs (``FILES_KEPT_FREE``): accepting one connection too many must never
 make an STS call or a config read fail with "too many open files". A flood's log lines are
-limited too (``OncePerInterval``): one a minute per kind, in bounded memory.
+limited too (``OncePerInterval``; the event loop's exception handler, ``quiet_loop_errors``,
+says through it what the loop cannot hand to a connection): one a minute per kind, in
+bounded memory.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import resource
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Any
+
+logger = logging.getLogger(__name__)
 
 # Open connections at most (also kept below the open-file limit): at the cap the one waiting
 # longest on its client (for a request, or to read an answer) is closed to make room; one
@@ -75,3 +82,19 @@ class OncePerInterval:
 
     def __len__(self) -> int:
         return len(self._said)
+
+
+def quiet_loop_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The event loop's exception handler: one line, no traceback, for what the loop cannot
+    hand to a connection (e.g. accept() failing with too many open files while a local
+    process floods the server): stderr is for refreshes and failures, and a flood must not
+    flood it."""
+    exception = context.get("exception")
+    detail = f": {type(exception).__name__}: {exception}" if exception is not None else ""
+    message = context.get("message", "event loop error")
+    # The kind, not the text: the text may name a connection, and a flood has many.
+    if _once_a_minute((message, type(exception).__name__)):
+        logger.warning("%s%s", message, detail)
+
+
+_once_a_minute = OncePerInterval(60.0)
