@@ -41,7 +41,8 @@ def host(kind: str, token_file: str) -> None:
     from assume_provider.cli.serve_cmd import SWITCH_INTERVAL_SECONDS
     from assume_provider.config.inputs import SettingInputs
     from assume_provider.server.http import CredentialHTTPServer
-    from assume_provider.server.routes import Route, RouteTable
+    from assume_provider.server.route import Route
+    from assume_provider.server.routes import RouteTable
 
     settings = load_cli_settings(SettingInputs.from_environment({}, os.environ, None))
     routes = RouteTable(Route("/", settings, botocore_session(None)), environ=os.environ)

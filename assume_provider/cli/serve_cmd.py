@@ -106,7 +106,8 @@ def _serve(args: argparse.Namespace, signals: Any, notifier: Any) -> None:
     from ..server.http import CredentialHTTPServer
     from ..server.lifecycle import Lifecycle, print_variables
     from ..server.limits import raise_open_file_limit
-    from ..server.routes import Route, RouteTable
+    from ..server.route import Route
+    from ..server.routes import RouteTable
     from ..server.systemd import inherited_socket, listening_socket
     from ..server.token import check_token_file, kept_token_file, new_token_file
 

@@ -32,10 +32,7 @@ from ..engine.model import utc_text
 from ..errors import ConfigError
 from . import upkeep
 from .metrics import ServerMetrics
-
-# Named here too ("as": an explicit re-export), since a route and its table are made
-# together: serve's command line and the benchmarks build ``/`` from this module's names.
-from .route import Route as Route
+from .route import Route
 
 PROFILE_PREFIX = "/profile/"
 
