@@ -27,9 +27,9 @@ from ..credentials.fetcher import (
     fallback_regions,
     make_engine,
 )
-from ..credentials.private_session import PrivateSession, client_settings, private_session
+from ..credentials.private_session import PrivateSessionRecipe, client_settings
 from ..credentials.sources import SourceCredentials, source_key
-from ..credentials.sts import sts_client_config, sts_client_factory, sts_target
+from ..credentials.sts import deferred_sts_client_factory, sts_client_config, sts_target
 from ..engine import shared
 from ..engine.model import TemporaryCredentials
 from .credentials import EngineCredentials
@@ -71,7 +71,8 @@ def shared_credentials(
 
     The chain's sharing key is read from ``session``; its source and STS clients are built on
     a private copy of it (``credentials/private_session.py`` says why), never on ``session``:
-    one copy for both, made only if one of them is new.
+    one copy for both, configured as ``session`` is now, made when the first of them needs
+    it (never, if the disk cache always answers).
     With ``share = disk`` and the ``inputs`` the settings came from, the engine fetches
     through the disk cache of ``credential-process`` too (``credentials/disk_share.py``),
     under the key that command computes for the same inputs. (The server passes no inputs:
@@ -79,15 +80,16 @@ def shared_credentials(
     """
     target = sts_target(session)
     source_id = source_key(settings.source, session)
-    copies: list[PrivateSession] = []
+    recipes: list[PrivateSessionRecipe] = []
 
-    def copy() -> PrivateSession:
-        if not copies:
-            copies.append(private_session(session))
-        return copies[0]
+    def copy() -> PrivateSessionRecipe:
+        # Read now (the session as it is at resolution); the copy is made at first use.
+        if not recipes:
+            recipes.append(PrivateSessionRecipe(session))
+        return recipes[0]
 
     source = shared.shared(
-        ("source", source_id), lambda: SourceCredentials(settings.source, copy())
+        ("source", source_id), lambda: SourceCredentials(settings.source, copy().make)
     )
     sts_client = client_settings(session, sts_client_config(session))
     disk_key = None
@@ -103,7 +105,7 @@ def shared_credentials(
         fetcher = ChainFetcher(
             settings,
             source,
-            sts_client_factory(copy(), target),
+            deferred_sts_client_factory(copy().make, target),
             fallback_regions(settings, target),
         )
         fetch: Callable[[], TemporaryCredentials] = fetcher

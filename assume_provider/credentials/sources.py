@@ -9,8 +9,8 @@ re-implements IMDS or container HTTP.
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Iterator, Mapping
-from typing import Any, Optional
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from typing import Any, Optional, Union
 
 import botocore.credentials
 import botocore.session
@@ -176,9 +176,16 @@ class SourceCredentials:
     lock; a session other threads also build on should be a ``private_session`` copy.
     """
 
-    def __init__(self, source: Source, session: botocore.session.Session) -> None:
+    def __init__(
+        self,
+        source: Source,
+        session: Union[botocore.session.Session, Callable[[], botocore.session.Session]],
+    ) -> None:
+        """``session``: the session to build on, or what makes it at the first load
+        (``PrivateSessionRecipe.make``: a process whose chain never needs its source, its
+        credentials coming from the disk cache, then never makes one)."""
         self.source = source
-        self._session = session
+        self._session_or_maker = session
         self._lock = ForkSafeLock()
         self._credentials: Any = None
         renew_in_child(self)
@@ -188,15 +195,24 @@ class SourceCredentials:
         # at the fork: the child loads the source afresh when it first needs it.
         self._credentials = None
 
+    def _session(self) -> botocore.session.Session:
+        session = self._session_or_maker
+        if isinstance(session, botocore.session.Session):
+            return session
+        made = session()  # the same session every time (PrivateSessionRecipe.make)
+        self._session_or_maker = made
+        return made
+
     def _load(self) -> Any:
+        session = self._session()
         try:
-            resolver, read_session = _resolver_for(self.source, self._session)
+            resolver, read_session = _resolver_for(self.source, session)
             credentials = resolver.load_credentials()
         except botocore.exceptions.BotoCoreError as exc:
             if type(exc).__module__.startswith("assume_provider"):
                 raise
             raise SourceCredentialsError(
-                f"cannot load source credentials ({_describe(self.source, self._session)}): {exc}"
+                f"cannot load source credentials ({_describe(self.source, session)}): {exc}"
             ) from None
         if credentials is None:
             raise self._not_found(resolver, read_session)
@@ -231,7 +247,7 @@ class SourceCredentials:
             frozen = credentials.get_frozen_credentials()
         except botocore.exceptions.BotoCoreError as exc:
             raise SourceCredentialsError(
-                f"cannot refresh source credentials ({_describe(self.source, self._session)}): "
+                f"cannot refresh source credentials ({_describe(self.source, self._session())}): "
                 f"{exc}"
             ) from None
         register_secret(frozen.secret_key, frozen.token)
