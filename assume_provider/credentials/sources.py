@@ -127,14 +127,21 @@ def _resolver_for(source: Source, session: botocore.session.Session) -> tuple[An
             ) from None
         resolver = botocore.credentials.create_credential_resolver(profile_session)
         return _without_self(resolver, profile_session), profile_session
-    resolver = botocore.credentials.create_credential_resolver(session)
-    if source.kind == "auto":
-        return _without_self(resolver, session), session
-    provider = resolver.get_provider(_METHOD_OF_KIND[source.kind])
+    # The three providers botocore builds without arguments from the session (the
+    # environment, the container) or that are built here as create_credential_resolver
+    # builds them (IMDS) need no resolver: building botocore's whole chain to pick one costs
+    # a short-lived process about 5 M instructions (two HTTP pools among them).
     if source.kind == "environment":
         provider = botocore.credentials.EnvProvider(environ=EnvironmentWithoutExportedCredentials())
-    if source.kind == "instance-metadata":
+    elif source.kind == "instance-metadata":
         provider = with_imds_retries(session)
+    elif source.kind == "container":
+        provider = botocore.credentials.ContainerProvider()
+    else:
+        resolver = botocore.credentials.create_credential_resolver(session)
+        if source.kind == "auto":
+            return _without_self(resolver, session), session
+        provider = resolver.get_provider(_METHOD_OF_KIND[source.kind])
     return botocore.credentials.CredentialResolver(providers=[provider]), session
 
 
