@@ -246,3 +246,14 @@ def test_the_container_provider_is_built_as_botocores_own(monkeypatch: pytest.Mo
     assert ours._fetcher._sleep is theirs._fetcher._sleep
     assert state(ours._fetcher._session) == state(theirs._fetcher._session)
     assert state(ours._fetcher._session)  # the comparison is not vacuous
+
+
+def test_the_imds_fetcher_of_botocores_chain_is_found_in_its_provider() -> None:
+    """The ``auto`` source wraps this fetcher in retries instead of building a second one
+    (configured the same: the test above)."""
+    session = botocore.session.Session()
+    provider = botocore.credentials.create_credential_resolver(session).get_provider("iam-role")
+    fetcher = private.imds_fetcher_of(provider)
+    assert isinstance(fetcher, botocore.utils.InstanceMetadataFetcher)
+    assert fetcher is provider._role_fetcher
+    assert private.imds_fetcher_of(object()) is None

@@ -32,6 +32,7 @@ from ..credentials.sources import SourceCredentials, source_key
 from ..credentials.sts import deferred_sts_client_factory, sts_client_config, sts_target
 from ..engine import shared
 from ..engine.model import TemporaryCredentials
+from . import private
 from .credentials import EngineCredentials
 
 METHOD = "assume-provider"
@@ -89,7 +90,8 @@ def shared_credentials(
         return recipes[0]
 
     source = shared.shared(
-        ("source", source_id), lambda: SourceCredentials(settings.source, copy().make)
+        ("source", source_id),
+        lambda: SourceCredentials(settings.source, copy().make, private.imds_fetcher_of),
     )
     sts_client = client_settings(session, sts_client_config(session))
     disk_key = None

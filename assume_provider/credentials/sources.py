@@ -107,7 +107,16 @@ def _describe(source: Source, session: botocore.session.Session) -> str:
     return str(source)
 
 
-def _resolver_for(source: Source, session: botocore.session.Session) -> tuple[Any, Any]:
+# Where botocore's chain keeps the IMDS fetcher it built (the botocore layer's
+# ``private.imds_fetcher_of``): given one, the sources of kind ``auto`` and ``profile:NAME``
+# wrap that fetcher in retries instead of building a second one, configured the same
+# (``imds.imds_fetcher``), which costs a short-lived process an HTTP pool and its TLS context.
+ImdsFetcherOf = Callable[[Any], Optional[Any]]
+
+
+def _resolver_for(
+    source: Source, session: botocore.session.Session, imds_fetcher_of: Optional[ImdsFetcherOf]
+) -> tuple[Any, Any]:
     """A botocore CredentialResolver holding only the providers this source may use, and the
     session those providers read (the source profile's own session for ``profile:NAME``)."""
     if source.kind == "profile":
@@ -126,7 +135,7 @@ def _resolver_for(source: Source, session: botocore.session.Session) -> tuple[An
                 "in the AWS config or credentials file"
             ) from None
         resolver = botocore.credentials.create_credential_resolver(profile_session)
-        return _without_self(resolver, profile_session), profile_session
+        return _without_self(resolver, profile_session, imds_fetcher_of), profile_session
     # The three providers botocore builds without arguments from the session (the
     # environment, the container) or that are built here as create_credential_resolver
     # builds them (IMDS) need no resolver: building botocore's whole chain to pick one costs
@@ -140,7 +149,7 @@ def _resolver_for(source: Source, session: botocore.session.Session) -> tuple[An
     else:
         resolver = botocore.credentials.create_credential_resolver(session)
         if source.kind == "auto":
-            return _without_self(resolver, session), session
+            return _without_self(resolver, session, imds_fetcher_of), session
         provider = resolver.get_provider(_METHOD_OF_KIND[source.kind])
     return botocore.credentials.CredentialResolver(providers=[provider]), session
 
@@ -154,7 +163,9 @@ _METHOD_OF_KIND = {
 }
 
 
-def _without_self(resolver: Any, session: botocore.session.Session) -> Any:
+def _without_self(
+    resolver: Any, session: botocore.session.Session, imds_fetcher_of: Optional[ImdsFetcherOf]
+) -> Any:
     """botocore's chain minus anything that would run this tool again or reuse its exports."""
     providers = []
     for provider in resolver.providers:
@@ -169,7 +180,8 @@ def _without_self(resolver: Any, session: botocore.session.Session) -> Any:
         if provider.METHOD == "assume-provider":
             continue
         if provider.METHOD == "iam-role":
-            provider = with_imds_retries(session)
+            reused = imds_fetcher_of(provider) if imds_fetcher_of is not None else None
+            provider = with_imds_retries(session, reused)
         providers.append(provider)
     return botocore.credentials.CredentialResolver(providers=providers)
 
@@ -187,12 +199,15 @@ class SourceCredentials:
         self,
         source: Source,
         session: Union[botocore.session.Session, Callable[[], botocore.session.Session]],
+        imds_fetcher_of: Optional[ImdsFetcherOf] = None,
     ) -> None:
         """``session``: the session to build on, or what makes it at the first load
         (``PrivateSessionRecipe.make``: a process whose chain never needs its source, its
-        credentials coming from the disk cache, then never makes one)."""
+        credentials coming from the disk cache, then never makes one). ``imds_fetcher_of``:
+        see ``ImdsFetcherOf``."""
         self.source = source
         self._session_or_maker = session
+        self._imds_fetcher_of = imds_fetcher_of
         self._lock = ForkSafeLock()
         self._credentials: Any = None
         renew_in_child(self)
@@ -213,7 +228,7 @@ class SourceCredentials:
     def _load(self) -> Any:
         session = self._session()
         try:
-            resolver, read_session = _resolver_for(self.source, session)
+            resolver, read_session = _resolver_for(self.source, session, self._imds_fetcher_of)
             credentials = resolver.load_credentials()
         except botocore.exceptions.BotoCoreError as exc:
             if type(exc).__module__.startswith("assume_provider"):
