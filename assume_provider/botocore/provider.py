@@ -142,8 +142,11 @@ class AssumeRoleChainProvider(botocore.credentials.CredentialProvider):  # type:
     ) -> None:
         super().__init__(session)
         # Explicit arguments are checked now, so a typo fails at register()/install() time.
-        only_arguments = ProfileChoice("default", None), ConfigFiles.absent()
-        resolve_settings(SettingInputs(arguments, {}, *only_arguments))
+        # None (zero-code activation, a plain install()) leave nothing to check: settings
+        # resolved from no input at all are the defaults, which are valid.
+        if arguments:
+            only_arguments = ProfileChoice("default", None), ConfigFiles.absent()
+            resolve_settings(SettingInputs(arguments, {}, *only_arguments))
         self.arguments = dict(arguments)
         self.enabled = True
 
