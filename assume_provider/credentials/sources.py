@@ -2,8 +2,11 @@
 
 Every kind reuses botocore's own providers (IMDSv2 fetcher, container provider, environment,
 profiles), built by botocore's ``create_credential_resolver`` so that botocore's settings
-(``AWS_EC2_METADATA_SERVICE_ENDPOINT``, timeouts, attempts...) apply unchanged. Nothing here
-re-implements IMDS or container HTTP.
+(``AWS_EC2_METADATA_SERVICE_ENDPOINT``, timeouts, attempts...) apply unchanged; a kind of one
+provider that botocore builds from nothing but the session's settings (environment, container,
+instance metadata) builds that one as botocore does, not the whole chain to pick it
+(``tests/test_botocore_surface.py`` compares). Nothing here re-implements IMDS or container
+HTTP.
 """
 
 from __future__ import annotations
