@@ -222,3 +222,38 @@ def test_the_imds_fetcher_is_configured_as_botocores_own(monkeypatch: pytest.Mon
 
     assert state(ours) == state(theirs)
     assert state(ours)  # the comparison is not vacuous
+
+
+# -- the container provider of create_credential_resolver, built by credentials/sources.py ----
+
+
+def test_the_container_provider_is_built_as_botocores_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``source = container`` builds ``ContainerProvider()`` itself instead of botocore's whole
+    chain to pick that one: botocore's chain must build it the same way, from nothing."""
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/credentials")
+    session = botocore.session.Session()
+    resolver = botocore.credentials.create_credential_resolver(session)
+    theirs = resolver.get_provider("container-role")
+    ours = botocore.credentials.ContainerProvider()
+    assert type(ours) is type(theirs)
+    assert ours._environ is theirs._environ
+    simple = (str, int, float, bool, type(None), dict)
+
+    def state(thing: Any) -> dict[str, Any]:
+        return {k: v for k, v in vars(thing).items() if isinstance(v, simple)}
+
+    assert type(ours._fetcher) is type(theirs._fetcher)
+    assert ours._fetcher._sleep is theirs._fetcher._sleep
+    assert state(ours._fetcher._session) == state(theirs._fetcher._session)
+    assert state(ours._fetcher._session)  # the comparison is not vacuous
+
+
+def test_the_imds_fetcher_of_botocores_chain_is_found_in_its_provider() -> None:
+    """The ``auto`` source wraps this fetcher in retries instead of building a second one
+    (configured the same: the test above)."""
+    session = botocore.session.Session()
+    provider = botocore.credentials.create_credential_resolver(session).get_provider("iam-role")
+    fetcher = private.imds_fetcher_of(provider)
+    assert isinstance(fetcher, botocore.utils.InstanceMetadataFetcher)
+    assert fetcher is provider._role_fetcher
+    assert private.imds_fetcher_of(object()) is None

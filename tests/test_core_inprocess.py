@@ -289,6 +289,20 @@ def test_inactive_without_role_chain(aws_env: TestBed) -> None:
     assert os.environ.get("ASSUME_PROVIDER_ROLE_ARN") is None
 
 
+def test_settings_from_no_input_at_all_are_valid_defaults() -> None:
+    """A provider made without arguments (zero-code activation, a plain install()) checks
+    nothing at construction: that is right only while settings resolved from no input at
+    all are valid (a setting that must be given would have to be checked there again)."""
+    from assume_provider.config.inputs import SettingInputs
+    from assume_provider.config.profiles import ConfigFiles, ProfileChoice
+    from assume_provider.config.settings import resolve_settings
+
+    nothing = SettingInputs({}, {}, ProfileChoice("default", None), ConfigFiles.absent())
+    settings = resolve_settings(nothing)
+    assert not settings.active
+    assert all(str(settings.origin(name)) == "default" for name in settings.origins)
+
+
 def test_uninstall_undoes_install_but_not_explicit_registrations(aws_env: TestBed) -> None:
     world = aws_env.world
     explicit = boto3.Session()

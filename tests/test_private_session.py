@@ -12,7 +12,11 @@ import pytest
 from testbed import TestBed
 
 import assume_provider
-from assume_provider.credentials.private_session import PrivateSession, private_session
+from assume_provider.credentials.private_session import (
+    PrivateSession,
+    PrivateSessionRecipe,
+    private_session,
+)
 
 pytestmark = pytest.mark.usefixtures("fresh_provider_state")
 
@@ -111,3 +115,29 @@ def test_a_copy_made_after_install_has_botocores_handlers_and_not_the_applicatio
         client.put_object(Bucket="not a bucket!", Key="k", Body=b"")
     assert seen == []
     assert aws_env.proxy.count() == 0
+
+
+def test_the_copy_reads_the_files_the_application_parsed(tmp_path: Any) -> None:
+    """No second parse of the config and credentials files: the copy reads the application's
+    ``full_config``, the dict botocore's own assume-role provider reads too."""
+    config = tmp_path / "config"
+    config.write_text("[profile elsewhere]\nregion = eu-west-3\n")
+    app = botocore.session.Session(profile="elsewhere")
+    app.set_config_variable("config_file", str(config))
+    parsed = app.full_config
+    copy = private_session(app)
+    assert copy.full_config is parsed
+    assert copy.get_scoped_config()["region"] == "eu-west-3"
+    assert copy.get_config_variable("region") == "eu-west-3"
+
+
+def test_a_recipe_makes_its_copy_once_at_first_use_as_the_session_was() -> None:
+    """The copy is configured as the session was when the recipe was made (at resolution),
+    not as it is when the copy is first needed."""
+    app = botocore.session.Session()
+    app.set_config_variable("region", "ap-south-1")
+    recipe = PrivateSessionRecipe(app)
+    app.set_config_variable("region", "sa-east-1")
+    copy = recipe.make()
+    assert recipe.make() is copy
+    assert copy.get_config_variable("region") == "ap-south-1"

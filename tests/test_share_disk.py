@@ -157,6 +157,38 @@ def test_different_settings_never_share(aws_env: TestBed, env: dict[str, str]) -
     assert len(list(Path(env["ASSUME_PROVIDER_CACHE_DIR"]).glob("*.entry"))) == 3
 
 
+# A process that finds a usable entry: which sessions it made, and its key.
+COUNTING_CHILD = textwrap.dedent(
+    """
+    import botocore, boto3
+    made = []
+    botocore.register_initializer(lambda session: made.append(type(session).__name__))
+    key = boto3.Session().get_credentials().get_frozen_credentials().access_key
+    print(key, made.count("PrivateSession"))
+    """
+)
+
+
+def test_a_process_served_by_the_entry_makes_no_private_session_and_no_source(
+    aws_env: TestBed, env: dict[str, str]
+) -> None:
+    """What a process that finds a valid entry still does is as little as possible: no copy
+    of its session (nor the source resolver or STS client built on one), no IMDS request."""
+    shared_env = role_env(aws_env, env)
+    (first,) = start_together([shared_env])
+    done = subprocess.run(
+        [sys.executable, "-c", COUNTING_CHILD],
+        env=shared_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [first, "0"]
+    assert assume_roles(aws_env) == 1
+    assert aws_env.imds.credential_request_count == 1  # the first process's, only
+
+
 # -- one entry for the library and credential-process -----------------------------------
 
 

@@ -16,6 +16,7 @@ from typing import Any, Optional
 import botocore.credentials
 import botocore.hooks
 import botocore.session
+import botocore.utils
 
 # -- boto3.Session._session -------------------------------------------------------------------
 # register(session) accepts a boto3.Session; the botocore session inside it, which holds the
@@ -53,6 +54,20 @@ def event_hooks_of(session: botocore.session.Session) -> Optional[Any]:
     """The HierarchicalEmitter holding ``session``'s handlers, or None if botocore moved it."""
     hooks = getattr(session, "_original_handler", None)
     return hooks if isinstance(hooks, botocore.hooks.HierarchicalEmitter) else None
+
+
+# -- botocore.credentials.InstanceMetadataProvider._role_fetcher -------------------------------
+# The ``auto`` source wraps the IMDS fetcher of botocore's chain in retries
+# (``credentials/imds.py``). ``create_credential_resolver`` has built one for the session
+# already, configured as ``imds.imds_fetcher`` configures one (the surface test compares);
+# building a second costs a short-lived process about 2 M instructions (an HTTP pool with its
+# TLS context). The provider keeps it only as ``_role_fetcher``.
+
+
+def imds_fetcher_of(provider: Any) -> Optional[Any]:
+    """The IMDS fetcher of botocore's ``InstanceMetadataProvider``, or None if it moved."""
+    fetcher = getattr(provider, "_role_fetcher", None)
+    return fetcher if isinstance(fetcher, botocore.utils.InstanceMetadataFetcher) else None
 
 
 # -- the request context ----------------------------------------------------------------------

@@ -27,11 +27,12 @@ from ..credentials.fetcher import (
     fallback_regions,
     make_engine,
 )
-from ..credentials.private_session import PrivateSession, client_settings, private_session
+from ..credentials.private_session import PrivateSessionRecipe, client_settings
 from ..credentials.sources import SourceCredentials, source_key
-from ..credentials.sts import sts_client_config, sts_client_factory, sts_target
+from ..credentials.sts import deferred_sts_client_factory, sts_client_config, sts_target
 from ..engine import shared
 from ..engine.model import TemporaryCredentials
+from . import private
 from .credentials import EngineCredentials
 
 METHOD = "assume-provider"
@@ -71,7 +72,8 @@ def shared_credentials(
 
     The chain's sharing key is read from ``session``; its source and STS clients are built on
     a private copy of it (``credentials/private_session.py`` says why), never on ``session``:
-    one copy for both, made only if one of them is new.
+    one copy for both, configured as ``session`` is now, made when the first of them needs
+    it (never, if the disk cache always answers).
     With ``share = disk`` and the ``inputs`` the settings came from, the engine fetches
     through the disk cache of ``credential-process`` too (``credentials/disk_share.py``),
     under the key that command computes for the same inputs. (The server passes no inputs:
@@ -79,15 +81,17 @@ def shared_credentials(
     """
     target = sts_target(session)
     source_id = source_key(settings.source, session)
-    copies: list[PrivateSession] = []
+    recipes: list[PrivateSessionRecipe] = []
 
-    def copy() -> PrivateSession:
-        if not copies:
-            copies.append(private_session(session))
-        return copies[0]
+    def copy() -> PrivateSessionRecipe:
+        # Read now (the session as it is at resolution); the copy is made at first use.
+        if not recipes:
+            recipes.append(PrivateSessionRecipe(session))
+        return recipes[0]
 
     source = shared.shared(
-        ("source", source_id), lambda: SourceCredentials(settings.source, copy())
+        ("source", source_id),
+        lambda: SourceCredentials(settings.source, copy().make, private.imds_fetcher_of),
     )
     sts_client = client_settings(session, sts_client_config(session))
     disk_key = None
@@ -103,7 +107,7 @@ def shared_credentials(
         fetcher = ChainFetcher(
             settings,
             source,
-            sts_client_factory(copy(), target),
+            deferred_sts_client_factory(copy().make, target),
             fallback_regions(settings, target),
         )
         fetch: Callable[[], TemporaryCredentials] = fetcher
@@ -138,8 +142,11 @@ class AssumeRoleChainProvider(botocore.credentials.CredentialProvider):  # type:
     ) -> None:
         super().__init__(session)
         # Explicit arguments are checked now, so a typo fails at register()/install() time.
-        only_arguments = ProfileChoice("default", None), ConfigFiles.absent()
-        resolve_settings(SettingInputs(arguments, {}, *only_arguments))
+        # None (zero-code activation, a plain install()) leave nothing to check: settings
+        # resolved from no input at all are the defaults, which are valid.
+        if arguments:
+            only_arguments = ProfileChoice("default", None), ConfigFiles.absent()
+            resolve_settings(SettingInputs(arguments, {}, *only_arguments))
         self.arguments = dict(arguments)
         self.enabled = True
 

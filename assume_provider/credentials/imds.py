@@ -86,7 +86,10 @@ def imds_fetcher(session: Any) -> Any:
     )
 
 
-def with_imds_retries(session: Any) -> Any:
-    """botocore's IMDS provider around its own fetcher, asked again with backoff."""
-    retrying = RetryingInstanceMetadataFetcher(imds_fetcher(session), imds_attempts(session))
+def with_imds_retries(session: Any, fetcher: Any = None) -> Any:
+    """botocore's IMDS provider around its own fetcher, asked again with backoff: ``fetcher``
+    when given (the one botocore's chain built for ``session``), else one built as it is."""
+    if fetcher is None:
+        fetcher = imds_fetcher(session)
+    retrying = RetryingInstanceMetadataFetcher(fetcher, imds_attempts(session))
     return botocore.credentials.InstanceMetadataProvider(iam_role_fetcher=retrying)

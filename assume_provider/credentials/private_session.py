@@ -41,6 +41,16 @@ then botocore's built-in ones (the integration registers its own only afterwards
 those of any initializer registered before this package's, which every session of the
 application gets too; and no other thread can hold that session yet, so the copy races with
 nothing. Each private copy then starts from a copy of it, which nothing ever changes.
+
+The parsed config and credentials files are shared too (``full_config``): the copy is given
+the application's files and profile, so its own parse would read the same files for the same
+dict, at about 1.4 M instructions in a short-lived process. botocore's own assume-role
+provider reads the application's ``full_config`` the same way, and a session parses its files
+once for its lifetime, so the copy sees what the application's session sees.
+
+A copy is made when first needed, not at resolution (``PrivateSessionRecipe``): what it is
+configured from is read at resolution, so it is the copy it would have been then, but a
+process that never needs one (``share = disk`` answered from an entry on disk) makes none.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from collections.abc import Hashable
 from typing import Any, Optional
 
 import botocore.config
+import botocore.exceptions
 import botocore.session
 
 from ..engine.forksafe import ForkSafeLock
@@ -77,6 +88,8 @@ class PrivateSession(botocore.session.Session):  # type: ignore[misc]
     def __init__(self) -> None:
         # Reentrant: a client botocore builds may need credentials that build another.
         self._building = ForkSafeLock(threading.RLock)
+        # The application's parsed files, when the copy is given them (see the module).
+        self._shared_full_config: Optional[Any] = None
         template = _builtin_handlers
         if template is None:
             super().__init__()
@@ -87,27 +100,73 @@ class PrivateSession(botocore.session.Session):  # type: ignore[misc]
         with self._building:
             return super().create_client(*args, **kwargs)
 
+    @property
+    def full_config(self) -> Any:
+        """The application's parsed files when given (see the module), else botocore's own
+        parse of this session's files."""
+        shared = self._shared_full_config
+        return shared if shared is not None else super().full_config
+
+    def share_full_config(self, parsed: Any) -> None:
+        """Read ``parsed`` (the application's ``full_config``) instead of parsing the files."""
+        self._shared_full_config = parsed
+
 
 def private_session(session: botocore.session.Session) -> PrivateSession:
     """A copy configured as ``session`` is (see the module), or ``session`` itself when it is
     already one (the async view's sync twin). For an async session, whose default client
     config may hold aiohttp-only options, ``aio/`` gives the copy a config of botocore's
     options only."""
-    if isinstance(session, PrivateSession):
-        return session
-    copy = PrivateSession()
-    for name, value in session.instance_variables().items():
-        copy.set_config_variable(name, value)
-    config = session.get_default_client_config()
-    if config is not None:
-        copy.set_default_client_config(config)
-    copy.register_component("data_loader", session.get_component("data_loader"))
-    # The User-Agent the application's STS calls would send (boto3's, the AWS CLI's), so
-    # CloudTrail shows the AssumeRole calls made for it as its own.
-    copy.user_agent_name = session.user_agent_name
-    copy.user_agent_version = session.user_agent_version
-    copy.user_agent_extra = session.user_agent_extra
-    return copy
+    return PrivateSessionRecipe(session).make()
+
+
+class PrivateSessionRecipe:
+    """What a private copy of ``session`` is configured from, read now; the copy itself made
+    at the first ``make()`` (from any thread, once), so that a process that never builds a
+    client or a source on it never pays for one (see the module)."""
+
+    def __init__(self, session: botocore.session.Session) -> None:
+        self._made: Optional[PrivateSession] = None
+        self._lock = ForkSafeLock()
+        if isinstance(session, PrivateSession):
+            self._made = session
+            return
+        self._variables = dict(session.instance_variables())
+        self._client_config = session.get_default_client_config()
+        self._loader = session.get_component("data_loader")
+        # The User-Agent the application's STS calls would send (boto3's, the AWS CLI's), so
+        # CloudTrail shows the AssumeRole calls made for it as its own.
+        self._user_agent = (
+            session.user_agent_name,
+            session.user_agent_version,
+            session.user_agent_extra,
+        )
+        try:
+            self._full_config: Optional[Any] = session.full_config
+        except botocore.exceptions.BotoCoreError:
+            self._full_config = None  # unreadable files: the copy reads them, and says so
+
+    def make(self) -> PrivateSession:
+        """The copy: made at the first call, the same one afterwards."""
+        made = self._made
+        if made is not None:
+            return made
+        with self._lock:
+            if self._made is None:
+                self._made = self._build()
+            return self._made
+
+    def _build(self) -> PrivateSession:
+        copy = PrivateSession()
+        for name, value in self._variables.items():
+            copy.set_config_variable(name, value)
+        if self._client_config is not None:
+            copy.set_default_client_config(self._client_config)
+        copy.register_component("data_loader", self._loader)
+        copy.user_agent_name, copy.user_agent_version, copy.user_agent_extra = self._user_agent
+        if self._full_config is not None:
+            copy.share_full_config(self._full_config)
+        return copy
 
 
 def client_settings(

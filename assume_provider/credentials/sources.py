@@ -2,15 +2,18 @@
 
 Every kind reuses botocore's own providers (IMDSv2 fetcher, container provider, environment,
 profiles), built by botocore's ``create_credential_resolver`` so that botocore's settings
-(``AWS_EC2_METADATA_SERVICE_ENDPOINT``, timeouts, attempts...) apply unchanged. Nothing here
-re-implements IMDS or container HTTP.
+(``AWS_EC2_METADATA_SERVICE_ENDPOINT``, timeouts, attempts...) apply unchanged; a kind of one
+provider that botocore builds from nothing but the session's settings (environment, container,
+instance metadata) builds that one as botocore does, not the whole chain to pick it
+(``tests/test_botocore_surface.py`` compares). Nothing here re-implements IMDS or container
+HTTP.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Iterator, Mapping
-from typing import Any, Optional
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from typing import Any, Optional, Union
 
 import botocore.credentials
 import botocore.session
@@ -107,7 +110,16 @@ def _describe(source: Source, session: botocore.session.Session) -> str:
     return str(source)
 
 
-def _resolver_for(source: Source, session: botocore.session.Session) -> tuple[Any, Any]:
+# Where botocore's chain keeps the IMDS fetcher it built (the botocore layer's
+# ``private.imds_fetcher_of``): given one, the sources of kind ``auto`` and ``profile:NAME``
+# wrap that fetcher in retries instead of building a second one, configured the same
+# (``imds.imds_fetcher``), which costs a short-lived process an HTTP pool and its TLS context.
+ImdsFetcherOf = Callable[[Any], Optional[Any]]
+
+
+def _resolver_for(
+    source: Source, session: botocore.session.Session, imds_fetcher_of: Optional[ImdsFetcherOf]
+) -> tuple[Any, Any]:
     """A botocore CredentialResolver holding only the providers this source may use, and the
     session those providers read (the source profile's own session for ``profile:NAME``)."""
     if source.kind == "profile":
@@ -126,15 +138,22 @@ def _resolver_for(source: Source, session: botocore.session.Session) -> tuple[An
                 "in the AWS config or credentials file"
             ) from None
         resolver = botocore.credentials.create_credential_resolver(profile_session)
-        return _without_self(resolver, profile_session), profile_session
-    resolver = botocore.credentials.create_credential_resolver(session)
-    if source.kind == "auto":
-        return _without_self(resolver, session), session
-    provider = resolver.get_provider(_METHOD_OF_KIND[source.kind])
+        return _without_self(resolver, profile_session, imds_fetcher_of), profile_session
+    # The three providers botocore builds without arguments from the session (the
+    # environment, the container) or that are built here as create_credential_resolver
+    # builds them (IMDS) need no resolver: building botocore's whole chain to pick one costs
+    # a short-lived process about 5 M instructions (two HTTP pools among them).
     if source.kind == "environment":
         provider = botocore.credentials.EnvProvider(environ=EnvironmentWithoutExportedCredentials())
-    if source.kind == "instance-metadata":
+    elif source.kind == "instance-metadata":
         provider = with_imds_retries(session)
+    elif source.kind == "container":
+        provider = botocore.credentials.ContainerProvider()
+    else:
+        resolver = botocore.credentials.create_credential_resolver(session)
+        if source.kind == "auto":
+            return _without_self(resolver, session, imds_fetcher_of), session
+        provider = resolver.get_provider(_METHOD_OF_KIND[source.kind])
     return botocore.credentials.CredentialResolver(providers=[provider]), session
 
 
@@ -147,7 +166,9 @@ _METHOD_OF_KIND = {
 }
 
 
-def _without_self(resolver: Any, session: botocore.session.Session) -> Any:
+def _without_self(
+    resolver: Any, session: botocore.session.Session, imds_fetcher_of: Optional[ImdsFetcherOf]
+) -> Any:
     """botocore's chain minus anything that would run this tool again or reuse its exports."""
     providers = []
     for provider in resolver.providers:
@@ -162,7 +183,8 @@ def _without_self(resolver: Any, session: botocore.session.Session) -> Any:
         if provider.METHOD == "assume-provider":
             continue
         if provider.METHOD == "iam-role":
-            provider = with_imds_retries(session)
+            reused = imds_fetcher_of(provider) if imds_fetcher_of is not None else None
+            provider = with_imds_retries(session, reused)
         providers.append(provider)
     return botocore.credentials.CredentialResolver(providers=providers)
 
@@ -176,9 +198,19 @@ class SourceCredentials:
     lock; a session other threads also build on should be a ``private_session`` copy.
     """
 
-    def __init__(self, source: Source, session: botocore.session.Session) -> None:
+    def __init__(
+        self,
+        source: Source,
+        session: Union[botocore.session.Session, Callable[[], botocore.session.Session]],
+        imds_fetcher_of: Optional[ImdsFetcherOf] = None,
+    ) -> None:
+        """``session``: the session to build on, or what makes it at the first load
+        (``PrivateSessionRecipe.make``: a process whose chain never needs its source, its
+        credentials coming from the disk cache, then never makes one). ``imds_fetcher_of``:
+        see ``ImdsFetcherOf``."""
         self.source = source
-        self._session = session
+        self._session_or_maker = session
+        self._imds_fetcher_of = imds_fetcher_of
         self._lock = ForkSafeLock()
         self._credentials: Any = None
         renew_in_child(self)
@@ -188,15 +220,24 @@ class SourceCredentials:
         # at the fork: the child loads the source afresh when it first needs it.
         self._credentials = None
 
+    def _session(self) -> botocore.session.Session:
+        session = self._session_or_maker
+        if isinstance(session, botocore.session.Session):
+            return session
+        made = session()  # the same session every time (PrivateSessionRecipe.make)
+        self._session_or_maker = made
+        return made
+
     def _load(self) -> Any:
+        session = self._session()
         try:
-            resolver, read_session = _resolver_for(self.source, self._session)
+            resolver, read_session = _resolver_for(self.source, session, self._imds_fetcher_of)
             credentials = resolver.load_credentials()
         except botocore.exceptions.BotoCoreError as exc:
             if type(exc).__module__.startswith("assume_provider"):
                 raise
             raise SourceCredentialsError(
-                f"cannot load source credentials ({_describe(self.source, self._session)}): {exc}"
+                f"cannot load source credentials ({_describe(self.source, session)}): {exc}"
             ) from None
         if credentials is None:
             raise self._not_found(resolver, read_session)
@@ -231,7 +272,7 @@ class SourceCredentials:
             frozen = credentials.get_frozen_credentials()
         except botocore.exceptions.BotoCoreError as exc:
             raise SourceCredentialsError(
-                f"cannot refresh source credentials ({_describe(self.source, self._session)}): "
+                f"cannot refresh source credentials ({_describe(self.source, self._session())}): "
                 f"{exc}"
             ) from None
         register_secret(frozen.secret_key, frozen.token)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
@@ -155,5 +156,26 @@ def sts_client_factory(session: botocore.session.Session, target: StsTarget) -> 
         # Defence in depth: botocore may resolve a URL from settings we did not read.
         check_endpoint_transport(client.meta.endpoint_url, "botocore's resolved STS endpoint")
         return client
+
+    return make_client
+
+
+def deferred_sts_client_factory(
+    make_session: Callable[[], botocore.session.Session], target: StsTarget
+) -> StsClientFactory:
+    """``sts_client_factory`` on the session ``make_session`` returns, set up at the first
+    client: a process whose credentials come from the disk cache never makes that session
+    (``PrivateSessionRecipe.make``: the same session every time)."""
+    factories: list[StsClientFactory] = []
+    setting_up = ForkSafeLock()
+
+    def make_client(
+        access_key: str, secret_key: str, token: Optional[str], region: Optional[str] = None
+    ) -> Any:
+        with setting_up:
+            if not factories:
+                factories.append(sts_client_factory(make_session(), target))
+            factory = factories[0]
+        return factory(access_key, secret_key, token, region)
 
     return make_client
