@@ -3,21 +3,27 @@
 ``dataclasses`` writes each method it adds to a class (``__init__``, ``__repr__``, ``__eq__``,
 ``__hash__``, ``__setattr__``, ``__delattr__``) as source text and compiles it with ``exec``
 when the class statement runs: about 6 million CPU instructions per class on CPython 3.11.
+Even asked for no method, its collection of the fields costs ~0.2 M per class and ~0.1 M per
+field (two pattern matches per string annotation, looking for ``ClassVar`` and ``InitVar``).
 The 15 value classes on the path of zero-code activation cost a short-lived process more that
 way than everything else the package's import does together (``docs/performance.md``,
-"Short-lived processes"). ``frozen`` still hands the class to ``dataclasses`` to collect its
-fields, so ``dataclasses.fields``, ``replace``, ``asdict`` and ``is_dataclass`` work as on
-any dataclass, but asks it for no method; the methods are closures made here over the
-collected fields, so nothing is compiled. They behave as the frozen dataclass's do: keyword
-or positional arguments with defaults and ``default_factory``; equality between instances of
-the same class over the fields compared; a hash over the same fields; a repr of the fields
-shown; ``FrozenInstanceError`` on assignment and deletion. A method the class defines itself
-(a repr that hides secrets) is kept, as ``dataclasses`` keeps it. Standard library only.
+"Short-lived processes"). ``frozen`` collects the fields itself, as ``dataclasses.Field``
+objects made by ``dataclasses.field`` and kept where ``dataclasses`` keeps them, so
+``dataclasses.fields``, ``replace``, ``asdict`` and ``is_dataclass`` work as on any dataclass;
+the methods are closures made here over those fields, so nothing is compiled. They behave as
+the frozen dataclass's do: keyword or positional arguments with defaults and
+``default_factory``; equality between instances of the same class over the fields compared; a
+hash over the same fields; a repr of the fields shown; ``FrozenInstanceError`` on assignment
+and deletion. A method the class defines itself (a repr that hides secrets) is kept, as
+``dataclasses`` keeps it. What a value class here does not need is refused at the class
+statement: inherited fields, ``ClassVar``/``InitVar`` annotations, ``init=False`` or
+``kw_only`` fields, ``__post_init__``. Standard library only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,19 +40,25 @@ __all__ = ["frozen"]
 
 _Class = TypeVar("_Class", bound=type)
 
+_MISSING: Any = dataclasses.MISSING
+# What marks a Field as a real field (not a ClassVar or an InitVar) for dataclasses.fields()
+# and replace(): private to dataclasses, and the same from Python 3.7 to 3.14.
+_REAL_FIELD = dataclasses._FIELD  # type: ignore[attr-defined]
+
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
 def frozen(cls: _Class) -> _Class:
     """A frozen dataclass made from ``cls`` (see the module)."""
-    undocumented = cls.__doc__ is None
-    if undocumented:
-        # Else dataclasses derives one from the signature of object's __init__ (this class
-        # has none yet), which loads `tokenize` and compiles its regexes: ~30 M instructions.
-        cls.__doc__ = "-"  # any text: dataclasses only looks for a missing (falsy) one
-    dataclasses.dataclass(cls, init=False, repr=False, eq=False)  # fields only: no exec
-    fields = dataclasses.fields(cls)
-    if undocumented:
-        cls.__doc__ = f"{cls.__name__}({', '.join(field.name for field in fields)})"
+    for unsupported in ("__setattr__", "__delattr__", "__post_init__"):
+        if unsupported in cls.__dict__:
+            raise TypeError(f"@frozen does not support {cls.__qualname__}.{unsupported}")
+    fields = _collect_fields(cls)
+    cls.__dataclass_fields__ = {field.name: field for field in fields}  # type: ignore[attr-defined]
+    names = tuple(field.name for field in fields)
+    if "__match_args__" not in cls.__dict__:
+        setattr(cls, "__match_args__", names)  # noqa: B010 - mypy refuses the assignment
+    if cls.__doc__ is None:
+        cls.__doc__ = f"{cls.__name__}({', '.join(names)})"
     compared = tuple(field.name for field in fields if field.compare)
     hashed = tuple(
         field.name
@@ -54,9 +66,6 @@ def frozen(cls: _Class) -> _Class:
         if field.hash or (field.hash is None and field.compare)
     )
     shown = tuple(field.name for field in fields if field.repr)
-    for unsupported in ("__setattr__", "__delattr__", "__post_init__"):
-        if unsupported in cls.__dict__:
-            raise TypeError(f"@frozen does not support {cls.__qualname__}.{unsupported}")
     methods: dict[str, Any] = {
         "__init__": _init(cls.__qualname__, fields),
         "__repr__": _repr(shown),
@@ -70,6 +79,49 @@ def frozen(cls: _Class) -> _Class:
         if cls.__dict__.get(name) is None:
             setattr(cls, name, method)
     return cls
+
+
+def _collect_fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
+    """The fields of ``cls``, in annotation order, as ``dataclasses`` collects them; the
+    class attribute of a ``field(...)`` becomes its default (or goes), as there."""
+    if any(hasattr(base, "__dataclass_fields__") for base in cls.__mro__[1:]):
+        raise TypeError(f"@frozen does not support fields inherited by {cls.__qualname__}")
+    annotations = inspect.get_annotations(cls)  # its own, not its bases'
+    for name, value in cls.__dict__.items():
+        if isinstance(value, dataclasses.Field) and name not in annotations:
+            raise TypeError(f"{cls.__qualname__}.{name} is a field but has no type annotation")
+    fields: list[dataclasses.Field[Any]] = []
+    for name, annotation in annotations.items():
+        if "ClassVar" in str(annotation) or "InitVar" in str(annotation):
+            raise TypeError(f"@frozen does not support {cls.__qualname__}.{name}: {annotation}")
+        value = cls.__dict__.get(name, _MISSING)
+        field: dataclasses.Field[Any] = (
+            value if isinstance(value, dataclasses.Field) else dataclasses.field(default=value)
+        )
+        if not field.init or field.kw_only is True:
+            raise TypeError(f"@frozen does not support {cls.__qualname__}.{name}'s options")
+        field.name = name
+        field.type = annotation
+        field._field_type = _REAL_FIELD  # type: ignore[attr-defined]
+        field.kw_only = False
+        if field.default is not _MISSING and type(field.default).__hash__ is None:
+            raise ValueError(
+                f"mutable default {type(field.default)} for field {name} is not allowed: "
+                "use default_factory"
+            )
+        if value is field:  # the class attribute is the default, as for any other field
+            if field.default is _MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, field.default)
+        fields.append(field)
+    has_default = False
+    for field in fields:
+        if field.default is not _MISSING or field.default_factory is not _MISSING:
+            has_default = True
+        elif has_default:
+            raise TypeError(f"non-default argument {field.name!r} follows default argument")
+    return tuple(fields)
 
 
 def _values(names: tuple[str, ...]) -> Callable[[object], tuple[Any, ...]]:
