@@ -36,7 +36,6 @@ from .events import FAILED, REFRESHED, SERVED_STALE, RefreshEvent, deferred, emi
 from .forksafe import renew_in_child
 from .model import (
     NO_CREDENTIALS,
-    Lock,
     RefreshStats,
     StaleCredentialsError,
     TemporaryCredentials,
@@ -55,6 +54,7 @@ from .policy import (
 from .schedule import Entry, advisory_window_for, schedule
 
 if TYPE_CHECKING:
+    from .model import Lock
     from .prefetch import Prefetcher
 
 __all__ = [
