@@ -197,3 +197,12 @@ def test_what_a_value_class_does_not_need_is_refused() -> None:
         with pytest.raises(TypeError, match="does not support"):
             frozen(cls)
     assert frozen(Base).__match_args__ == ("x",)
+
+
+@BOTH
+def test_the_fields_are_the_same_for_the_class_and_its_instances(cls: Any) -> None:
+    by_class, by_instance = dataclasses.fields(cls), dataclasses.fields(cls(1))
+    assert by_class == by_instance  # made once (at first use), then kept on the class
+    notes = by_class[-1]
+    assert (notes.compare, notes.hash, notes.repr) == (False, False, False)
+    assert by_class[1].default is None and by_class[0].default is dataclasses.MISSING
