@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from typing_extensions import dataclass_transform
@@ -45,16 +45,29 @@ _MISSING: Any = dataclasses.MISSING
 _NONE: dict[str, Any] = {}  # shared by the classes that have no default (never changed)
 
 
-class _Spec(NamedTuple):
-    """What the methods of one frozen class read (``_spec`` on the class)."""
+class _Spec:
+    """What the methods of one frozen class read (``_spec`` on the class). A plain class: a
+    ``NamedTuple`` would cost its ~0.6 M instructions (``namedtuple`` compiles its ``__new__``)."""
 
-    names: tuple[str, ...]  # every field, in order: the arguments of __init__
-    defaults: dict[str, Any]
-    factories: dict[str, Any]  # name: default_factory
-    compared: tuple[str, ...]  # __eq__'s fields
-    hashed: tuple[str, ...]  # __hash__'s
-    shown: tuple[str, ...]  # __repr__'s
-    explicit: dict[str, dataclasses.Field[Any]]  # the fields given as field(...)
+    __slots__ = ("compared", "defaults", "explicit", "factories", "hashed", "names", "shown")
+
+    def __init__(
+        self,
+        names: tuple[str, ...],  # every field, in order: the arguments of __init__
+        defaults: dict[str, Any],
+        factories: dict[str, Any],  # name: default_factory
+        compared: tuple[str, ...],  # __eq__'s fields
+        hashed: tuple[str, ...],  # __hash__'s
+        shown: tuple[str, ...],  # __repr__'s
+        explicit: dict[str, dataclasses.Field[Any]],  # the fields given as field(...)
+    ) -> None:
+        self.names = names
+        self.defaults = defaults
+        self.factories = factories
+        self.compared = compared
+        self.hashed = hashed
+        self.shown = shown
+        self.explicit = explicit
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
