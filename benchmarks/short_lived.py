@@ -85,7 +85,7 @@ def build_venv(folder: Path) -> str:
     )
     constraints = ["-c", str(ROOT / "ci" / "constraints.txt")]
     subprocess.run(
-        [*pip, "--python", str(python), "install", *constraints, "boto3", "cachetools", str(wheel)],
+        [*pip, "--python", str(python), "install", *constraints, "boto3", str(wheel)],
         check=True,
     )
     return str(python)

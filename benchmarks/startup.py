@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from project_copy import copy_project  # noqa: E402
 
-DEPENDENCIES = ("boto3", "cachetools")
+DEPENDENCIES = ("boto3",)
 ROLE_ARN = "arn:aws:iam::111111111111:role/TargetRole"
 PASS = ("-c", "pass")
 CLIENT = ("-c", "import boto3; boto3.client('sts', region_name='us-east-1')")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pickle
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import pytest
 
@@ -131,3 +131,78 @@ def test_what_it_does_not_support_is_refused_at_the_class() -> None:
 
             def __post_init__(self) -> None:
                 pass
+
+
+@pytest.mark.parametrize(
+    "decorate", [frozen, dataclasses.dataclass(frozen=True)], ids=["frozen", "dataclass"]
+)
+def test_class_statements_dataclasses_refuses_are_refused(decorate: Any) -> None:
+    with pytest.raises(ValueError, match="mutable default"):
+
+        class Mutable:
+            items: list[str] = []  # noqa: RUF012 - the mistake under test
+
+        decorate(Mutable)
+    with pytest.raises(TypeError, match="follows default argument"):
+
+        class Order:
+            x: int = 0
+            y: int
+
+        decorate(Order)
+    with pytest.raises(TypeError, match="no type annotation"):
+
+        class Unannotated:
+            x = dataclasses.field(default=0)
+
+        decorate(Unannotated)
+
+
+@BOTH
+def test_class_attributes_are_the_defaults(cls: Any) -> None:
+    assert (cls.y, cls.tags) == (None, ())
+    assert not hasattr(cls, "x") and not hasattr(cls, "notes")  # no default: no attribute
+
+
+def test_what_a_value_class_does_not_need_is_refused() -> None:
+    class Base:
+        x: int
+
+    @frozen
+    class Parent:
+        x: int
+
+    classes = []
+
+    class Child(Parent):
+        y: int
+
+    classes.append(Child)
+
+    class Shared:
+        counter: ClassVar[int] = 0
+
+    classes.append(Shared)
+
+    class Hidden:
+        x: int = dataclasses.field(default=0, init=False)
+
+    classes.append(Hidden)
+
+    class KeywordOnly:
+        x: int = dataclasses.field(default=0, kw_only=True)
+
+    classes.append(KeywordOnly)
+    for cls in classes:
+        with pytest.raises(TypeError, match="does not support"):
+            frozen(cls)
+    assert frozen(Base).__match_args__ == ("x",)
+
+
+@BOTH
+def test_the_fields_are_the_same_for_the_class_and_its_instances(cls: Any) -> None:
+    by_class, by_instance = dataclasses.fields(cls), dataclasses.fields(cls(1))
+    assert by_class == by_instance  # made once (at first use), then kept on the class
+    notes = by_class[-1]
+    assert (notes.compare, notes.hash, notes.repr) == (False, False, False)
+    assert by_class[1].default is None and by_class[0].default is dataclasses.MISSING

@@ -375,7 +375,8 @@ def test_with_prefetch_callers_leave_the_thread_time_to_go_first() -> None:
 
 def test_prefetch_off_by_default() -> None:
     engine, _, _ = make()
-    assert engine._prefetcher.thread is None
+    engine.get()
+    assert engine._prefetcher is None  # no thread, and none of its machinery
 
 
 def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:

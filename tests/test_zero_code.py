@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STARTUP_FILES = ("assume_provider_startup.pth", "assume_provider_startup.start")
 # Pinned so that the two AWS CLI generations are both covered and pip has nothing to resolve.
 REQUIREMENTS = {
-    "wheel": ["awscli==1.46.3", "boto3==1.44.8", "cachetools"],
-    "editable": ["awscli==1.45.64", "boto3==1.43.64", "botocore==1.43.64", "cachetools"],
+    "wheel": ["awscli==1.46.3", "boto3==1.44.8"],
+    "editable": ["awscli==1.45.64", "boto3==1.43.64", "botocore==1.43.64"],
 }
 SESSION_NAME = "zero-code"
 PIP_TIMEOUT = 600
@@ -359,16 +359,35 @@ def test_malformed_arn_is_silent_at_start_and_loud_at_resolution(
 def test_broken_install_is_silent_at_start_and_loud_at_resolution(
     venv: Venv, role_env: dict[str, str], tmp_path: Path
 ) -> None:
-    # A dependency that fails to import stands in for any broken install.
-    broken = tmp_path / "broken" / "cachetools"
-    broken.mkdir(parents=True)
-    (broken / "__init__.py").write_text("raise ImportError('cachetools is broken')\n")
-    role_env["PYTHONPATH"] = str(broken.parent)
+    # A module of the package that fails to import (a half-written or corrupted install)
+    # stands in for any broken install: the one that defines the provider, which activation
+    # cannot do without. The package depends on nothing but botocore and boto3, whose own
+    # breakage would break the application before ours could. A sitecustomize module (run
+    # after the start-up .pth file) makes the import fail.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "sitecustomize.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            class BrokenProvider:
+                def find_spec(self, name, path=None, target=None):
+                    if name == "assume_provider.botocore.provider":
+                        raise ImportError("assume_provider.botocore.provider is broken")
+                    return None
+
+            sys.meta_path.insert(0, BrokenProvider())
+            """
+        )
+    )
+    role_env["PYTHONPATH"] = str(broken)
     started = venv.run(["python", "-c", "pass"], role_env)
     assert (started.returncode, started.stdout, started.stderr) == (0, "", "")
     done = venv.script(IDENTITY, role_env)
     assert done.returncode != 0
-    assert "ASSUME_PROVIDER_ROLE_ARN" in done.stderr and "cachetools is broken" in done.stderr
+    assert "ASSUME_PROVIDER_ROLE_ARN" in done.stderr
+    assert "assume_provider.botocore.provider is broken" in done.stderr
 
 
 # -- installed files ------------------------------------------------------------------------

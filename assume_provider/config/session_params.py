@@ -51,8 +51,6 @@ _DIGITS = frozenset("0123456789")
 FILE_PREFIX = "file://"
 _JSON_WHITESPACE = frozenset(" \t\n\r")
 
-ConfigErrorFactory = Callable[[str, Any, Any, str], Exception]
-
 
 def _shown(value: Any, limit: int = 80) -> str:
     """A value quoted for an error message, cut short (a policy can be kilobytes)."""

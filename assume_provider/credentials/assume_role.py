@@ -4,7 +4,7 @@ names the hop and says whether retrying, or another region, may help."""
 
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Optional
 
 import botocore.exceptions
 import botocore.utils
@@ -60,13 +60,20 @@ _CONNECTION_ERRORS = (
 )
 
 
-class StsClientFactory(Protocol):
-    """Makes an STS client signed with the given credentials (access key, secret, token), in
-    the pinned STS region or, for a fallback, in ``region``."""
+if TYPE_CHECKING:  # a Protocol is for the type checker only (its class costs each process)
+    from typing import Protocol
 
-    def __call__(
-        self, access_key: str, secret_key: str, token: Optional[str], region: Optional[str] = None
-    ) -> Any: ...
+    class StsClientFactory(Protocol):
+        """Makes an STS client signed with the given credentials (access key, secret, token),
+        in the pinned STS region or, for a fallback, in ``region``."""
+
+        def __call__(
+            self,
+            access_key: str,
+            secret_key: str,
+            token: Optional[str],
+            region: Optional[str] = None,
+        ) -> Any: ...
 
 
 @frozen

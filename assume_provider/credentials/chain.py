@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..engine.refresh import TemporaryCredentials
 from ..errors import AssumeRoleError
-from .assume_role import (
-    HopResult,
-    StsClientFactory,
-    assume_in,
-)
+from .assume_role import HopResult, assume_in
 from .hops import Hop
+
+if TYPE_CHECKING:
+    from .assume_role import StsClientFactory
 
 __all__ = ["assume_chain", "assume_hop"]
 

@@ -12,17 +12,20 @@ import datetime
 import logging
 import time
 from collections.abc import Callable, Hashable
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..config.settings import Settings
 from ..engine.records import frozen
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
 from ..errors import AssumeRoleError
-from .assume_role import EXPIRED_TOKEN_CODES, HopResult, StsClientFactory
+from .assume_role import EXPIRED_TOKEN_CODES, HopResult
 from .chain import assume_chain
 from .hops import NO_PARAMETERS, SessionParameters, plan_hops
 from .sources import SourceCredentials, SourceKey
 from .sts import StsTarget
+
+if TYPE_CHECKING:
+    from .assume_role import StsClientFactory
 
 logger = logging.getLogger(__name__)
 

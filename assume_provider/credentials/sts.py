@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urlsplit
 
 import botocore.config
@@ -21,7 +21,9 @@ import botocore.session
 from ..engine.forksafe import ForkSafeLock
 from ..engine.records import frozen
 from ..errors import ConfigError
-from .assume_role import StsClientFactory
+
+if TYPE_CHECKING:
+    from .assume_role import StsClientFactory
 
 USER_AGENT_EXTRA = "assume-provider"
 # The id of the botocore integration's ExpiredToken retry handler, which STS clients of the

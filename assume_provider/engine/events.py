@@ -31,7 +31,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from .records import frozen
 
@@ -83,7 +83,8 @@ class RefreshEvent:
         }
 
 
-RefreshListener = Callable[[RefreshEvent], object]
+if TYPE_CHECKING:  # a type for the checker; at run time it would cost a generic alias
+    RefreshListener = Callable[[RefreshEvent], object]
 
 _listeners: tuple[RefreshListener, ...] = ()  # replaced whole, so emit() reads it without a lock
 _listeners_lock = threading.Lock()

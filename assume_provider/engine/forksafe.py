@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from types import TracebackType
-from typing import Optional, Protocol
+from typing import TYPE_CHECKING, Optional
 
 
 class ForkSafeLock:
@@ -41,8 +41,11 @@ class ForkSafeLock:
         self._lock = self._factory()
 
 
-class _Renewable(Protocol):
-    def _after_fork_in_child(self) -> None: ...
+if TYPE_CHECKING:  # a Protocol is for the type checker only (its class costs each process)
+    from typing import Protocol
+
+    class _Renewable(Protocol):
+        def _after_fork_in_child(self) -> None: ...
 
 
 _RENEWABLE: weakref.WeakSet[_Renewable] = weakref.WeakSet()

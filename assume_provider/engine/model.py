@@ -7,8 +7,7 @@ view, the CLI) share the types without importing the machinery. Standard library
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from types import TracebackType
-from typing import Optional, Protocol
+from typing import TYPE_CHECKING, Optional
 
 from .records import frozen
 
@@ -81,22 +80,26 @@ def default_is_recoverable(exc: BaseException) -> bool:
     return bool(getattr(exc, "recoverable", True))
 
 
-class Lock(Protocol):
-    """What the engine needs from a lock, so tests can inject one that records its use."""
+if TYPE_CHECKING:  # a Protocol is for the type checker only (its class costs each process)
+    from types import TracebackType
+    from typing import Protocol
 
-    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool:
-        """Take the lock (non-blocking for the advisory window)."""
+    class Lock(Protocol):
+        """What the engine needs from a lock, so tests can inject one that records its use."""
 
-    def release(self) -> None:
-        """Give the lock back."""
+        def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool:
+            """Take the lock (non-blocking for the advisory window)."""
 
-    def __enter__(self) -> bool:
-        """Hold the lock for a few assignments."""
+        def release(self) -> None:
+            """Give the lock back."""
 
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        traceback: Optional[TracebackType],
-    ) -> None:
-        """Release it even on error."""
+        def __enter__(self) -> bool:
+            """Hold the lock for a few assignments."""
+
+        def __exit__(
+            self,
+            exc_type: Optional[type[BaseException]],
+            exc: Optional[BaseException],
+            traceback: Optional[TracebackType],
+        ) -> None:
+            """Release it even on error."""

@@ -41,11 +41,10 @@ What a failed refresh leaves behind (``after_failure``):
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
-from typing import Optional
+from typing import ClassVar, Optional
 
 from .model import utc_text
 from .records import frozen
@@ -91,14 +90,37 @@ class Setback:
 NO_SETBACK = Setback()
 
 
-class Decision(enum.Enum):
-    """What a call whose credentials are due does (the engine executes it)."""
+class Decision:
+    """What a call whose credentials are due does (the engine executes it): one of the five
+    constants below, compared by identity. Not an ``enum.Enum``: creating an enum class costs
+    every process that imports the engine ~0.6 M instructions (``docs/performance.md``,
+    "Short-lived processes"), for nothing the engine uses."""
 
-    SERVE = "serve the cache, not yet due"
-    RAISE_REMEMBERED = "raise the remembered error"
-    SERVE_RATE_LIMITED = "serve the cache, backing off"
-    REFRESH_WITHOUT_WAITING = "refresh if nobody is; otherwise serve the cache"
-    REFRESH_AND_WAIT = "refresh, or wait for the refresh in flight"
+    __slots__ = ("meaning", "name")
+
+    SERVE: ClassVar[Decision]
+    RAISE_REMEMBERED: ClassVar[Decision]
+    SERVE_RATE_LIMITED: ClassVar[Decision]
+    REFRESH_WITHOUT_WAITING: ClassVar[Decision]
+    REFRESH_AND_WAIT: ClassVar[Decision]
+
+    def __init__(self, name: str, meaning: str) -> None:
+        self.name = name
+        self.meaning = meaning
+
+    def __repr__(self) -> str:
+        return f"<Decision.{self.name}: {self.meaning!r}>"
+
+
+Decision.SERVE = Decision("SERVE", "serve the cache, not yet due")
+Decision.RAISE_REMEMBERED = Decision("RAISE_REMEMBERED", "raise the remembered error")
+Decision.SERVE_RATE_LIMITED = Decision("SERVE_RATE_LIMITED", "serve the cache, backing off")
+Decision.REFRESH_WITHOUT_WAITING = Decision(
+    "REFRESH_WITHOUT_WAITING", "refresh if nobody is; otherwise serve the cache"
+)
+Decision.REFRESH_AND_WAIT = Decision(
+    "REFRESH_AND_WAIT", "refresh, or wait for the refresh in flight"
+)
 
 
 def decide(

@@ -16,10 +16,12 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 
-from .model import Lock
 from .schedule import Entry
+
+if TYPE_CHECKING:
+    from .model import Lock
 
 __all__ = ["PREFETCH_MAX_SLEEP", "Prefetcher", "sleep_before_refresh"]
 

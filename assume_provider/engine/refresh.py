@@ -30,20 +30,18 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from .events import FAILED, REFRESHED, SERVED_STALE, RefreshEvent, deferred, emit, error_code_of
 from .forksafe import renew_in_child
 from .model import (
     NO_CREDENTIALS,
-    Lock,
     RefreshStats,
     StaleCredentialsError,
     TemporaryCredentials,
     default_is_recoverable,
     utc_text,
 )
-from .offthread import refresh_off_thread
 from .policy import (
     NO_SETBACK,
     Decision,
@@ -53,8 +51,11 @@ from .policy import (
     decide,
     failure_text,
 )
-from .prefetch import Prefetcher, sleep_before_refresh
 from .schedule import Entry, advisory_window_for, schedule
+
+if TYPE_CHECKING:
+    from .model import Lock
+    from .prefetch import Prefetcher
 
 __all__ = [
     "RefreshStats",
@@ -159,11 +160,13 @@ class RefreshingCredentials:
         self._fetches = 0
         self._failures = 0
         self._rate_limited = 0
-        self._prefetcher = Prefetcher(name, lock_factory)
+        # Only an engine that prefetches has the thread's machinery (and loads its code).
+        self._prefetcher: Optional[Prefetcher] = None
         if initial is not None:
             self._install(self._schedule(initial, self._clock(), lifetime_known=False))
         renew_in_child(self)
         if prefetch:
+            self._prefetcher = _new_prefetcher(name, lock_factory)
             self._prefetcher.ensure_running(self)
 
     def __repr__(self) -> str:
@@ -250,13 +253,14 @@ class RefreshingCredentials:
     def close(self, wait: bool = True) -> None:
         """Stop the prefetch thread, if any (``wait``: up to 5 s for a refresh in progress);
         get() keeps working on demand."""
-        self._prefetcher.close(wait)
+        if self._prefetcher is not None:
+            self._prefetcher.close(wait)
 
     def resume_prefetch(self) -> None:
         """Start the prefetch thread again after ``close()``, if this engine prefetches: the
         server stops it for a route nobody asks for, and starts it at the route's next
         request."""
-        if self._prefetch:
+        if self._prefetcher is not None:
             self._prefetcher.reopen()
             self._prefetcher.ensure_running(self)
 
@@ -265,7 +269,7 @@ class RefreshingCredentials:
     def _settle(self, now: float) -> tuple[Decision, Optional[Entry]]:
         """Ask the policy and carry out every decision that needs no fetch (serve, re-arm,
         raise the remembered error); return the decision and the entry it was about."""
-        if self._prefetch:
+        if self._prefetcher is not None:
             self._prefetcher.ensure_running(self)  # lazily, e.g. in a forked child
         entry = self._entry  # one snapshot of each: other threads publish new ones
         setback = self._setback
@@ -338,7 +342,8 @@ class RefreshingCredentials:
             )
             return credentials
         finally:
-            self._prefetcher.wake()
+            if self._prefetcher is not None:
+                self._prefetcher.wake()
 
     def _event(
         self,
@@ -410,6 +415,8 @@ class RefreshingCredentials:
         any async caller or server request that wants one at the same moment; this thread
         only waits for it.
         """
+        from .offthread import refresh_off_thread  # loaded by the prefetch thread only
+
         delay = self._prefetch_delay(self._clock())
         if delay is not None:
             return delay
@@ -431,6 +438,8 @@ class RefreshingCredentials:
 
     def _prefetch_delay(self, now: float) -> Optional[float]:
         """How long the prefetch thread may sleep, or None if a refresh is due now."""
+        from .prefetch import sleep_before_refresh  # loaded with the prefetch thread
+
         blocked_until = self._setback.blocked_until(now)
         ticks = self._monotonic()
         return sleep_before_refresh(self._entry, self._forced, blocked_until, now, ticks)
@@ -439,6 +448,14 @@ class RefreshingCredentials:
         """Give the child fresh locks and no in-flight refresh; keep the cached credentials."""
         self._refresh_lock = self._lock_factory()
         self._state_lock = self._lock_factory()
-        self._prefetcher.after_fork_in_child()  # the parent's thread does not exist here
+        if self._prefetcher is not None:  # the parent's thread does not exist here
+            self._prefetcher.after_fork_in_child()
         entry = self._entry
         self._hot = (_NEG_INF, entry.credentials if entry is not None else NO_CREDENTIALS)
+
+
+def _new_prefetcher(name: str, lock_factory: Callable[[], Lock]) -> Prefetcher:
+    # Imported here: an engine without prefetch (the default) never loads the thread's code.
+    from .prefetch import Prefetcher
+
+    return Prefetcher(name, lock_factory)

@@ -1,15 +1,17 @@
 """The process-wide cache: sessions with equal settings and source share one credentials object.
 
-Bounded (LRU), so a process that creates sessions with ever-new settings cannot grow without
-limit; an evicted object keeps working for the sessions that hold it.
+Bounded (least recently used out first), so a process that creates sessions with ever-new
+settings cannot grow without limit; an evicted object keeps working for the sessions that
+hold it. An ``OrderedDict`` under the module's lock is all the bounding needs (importing a
+cache library for it cost a short-lived process more than the rest of this module's import:
+``docs/performance.md``, "Short-lived processes").
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TypeVar
-
-from cachetools import LRUCache
 
 from .forksafe import ForkSafeLock
 
@@ -18,7 +20,8 @@ T = TypeVar("T")
 MAX_SHARED_OBJECTS = 128
 
 _lock = ForkSafeLock()
-_objects: LRUCache[Hashable, object] = LRUCache(maxsize=MAX_SHARED_OBJECTS)
+# Oldest use first: a hit moves its key to the end, an overflow drops the first.
+_objects: OrderedDict[Hashable, object] = OrderedDict()
 
 
 def shared(key: Hashable, factory: Callable[[], T]) -> T:
@@ -28,6 +31,10 @@ def shared(key: Hashable, factory: Callable[[], T]) -> T:
         if found is None:
             found = factory()
             _objects[key] = found
+            if len(_objects) > MAX_SHARED_OBJECTS:
+                _objects.popitem(last=False)
+        else:
+            _objects.move_to_end(key)
         return found  # type: ignore[return-value]
 
 
