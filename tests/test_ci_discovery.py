@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "ci" / "admitted-pythons"
-TOOLS = ("bash", "sed", "sort", "dirname")
+TOOLS = ("bash", "sed", "sort", "dirname", "awk", "cat")
 MAIN_MINOR = sys.version_info[:2]
 
 
@@ -36,10 +36,10 @@ def _bin_folder(tmp_path: Path, pythons: dict[str, str]) -> Path:
     return folder
 
 
-def _run(tmp_path: Path, path_folder: Path, pyenv_root: Path) -> str:
+def _run(tmp_path: Path, path_folder: Path, pyenv_root: Path, *args: str) -> str:
     env = {"PATH": str(path_folder), "PYENV_ROOT": str(pyenv_root), "HOME": str(tmp_path)}
     done = subprocess.run(
-        [str(path_folder / "bash"), str(SCRIPT)],
+        [str(path_folder / "bash"), str(SCRIPT), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -149,3 +149,60 @@ def test_the_pyenv_versions_are_found(tmp_path: Path) -> None:
     assert printed == [expected[minor] for minor in sorted(expected)]
     too_old = [version for version, _ in versions if _minor(version) < (3, 10)]
     assert not any(line.split()[0] in too_old for line in printed)
+
+
+def _pyenv_root_of(tmp_path: Path, interpreters: dict[str, str]) -> Path:
+    """A PYENV_ROOT whose versions/NAME/bin/python3 are symlinks to ``interpreters``."""
+    root = tmp_path / "pyenv"
+    for name, interpreter in interpreters.items():
+        (root / "versions" / name / "bin").mkdir(parents=True)
+        (root / "versions" / name / "bin" / "python3").symlink_to(interpreter)
+    (root / "versions").mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _admitted_others() -> dict[tuple[int, int], tuple[str, str]]:
+    """Minor version -> (version, interpreter) of each admitted CPython on this machine (pyenv,
+    python3.N on PATH) of another minor version than this one."""
+    found: dict[tuple[int, int], tuple[str, str]] = {}
+    candidates = [str(interpreter) for _, interpreter in _pyenv_versions()]
+    candidates += [shutil.which(f"python3.{minor}") or "" for minor in range(10, 20)]
+    for interpreter in filter(None, candidates):
+        described = _version_of(interpreter)
+        if described is None or described[1] != "CPython":
+            continue
+        minor = _minor(described[0])
+        if minor >= (3, 10) and minor != MAIN_MINOR and minor not in found:
+            found[minor] = (described[0], interpreter)
+    return found
+
+
+def test_ends_keeps_the_oldest_and_the_newest(tmp_path: Path) -> None:
+    """--ends (what .ci/run asks for): of every admitted version found, the oldest (tested at
+    the minimum pins) and the newest, oldest first; the ones between are left out. Built
+    from this machine's other Pythons as pyenv versions, so it needs two of them at least
+    (CI's machine has three)."""
+    others = _admitted_others()
+    if len(others) < 2:
+        pytest.skip("fewer than two admitted Python minor versions besides this one here")
+    ordered = [others[minor] for minor in sorted(others)]
+    root = _pyenv_root_of(tmp_path, {version: interpreter for version, interpreter in ordered})
+    folder = _bin_folder(tmp_path, {})
+    every = _run(tmp_path, folder, root).splitlines()
+    assert [line.split()[0] for line in every] == [version for version, _ in ordered]
+    ends = _run(tmp_path, folder, root, "--ends").splitlines()
+    assert ends == [every[0], every[-1]]
+    assert _run(tmp_path, folder, root, "--ends", "python3") == _run(
+        tmp_path, folder, root, "--ends"
+    )
+
+
+def test_ends_with_a_single_other_python_lists_it_once(tmp_path: Path) -> None:
+    """One other admitted version: it is both the oldest and the newest, listed once."""
+    others = _admitted_others()
+    if not others:
+        pytest.skip("this machine has one admitted Python minor version")
+    version, interpreter = others[min(others)]
+    root = _pyenv_root_of(tmp_path, {version: interpreter})
+    printed = _run(tmp_path, _bin_folder(tmp_path, {}), root, "--ends")
+    assert printed == f"{version} {root / 'versions' / version / 'bin' / 'python3'}\n"
