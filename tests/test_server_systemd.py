@@ -41,18 +41,24 @@ def test_serves_on_the_socket_it_is_handed_and_keeps_the_existing_token(
 ) -> None:
     token_file = tmp_path / "t" / "token"
     _private_token(token_file, "k" * 43)
+    # READY=1 comes after the first fetch: asking only then, the answer cannot be a 503 for
+    # a first AssumeRole still under way (which a loaded machine can make last seconds).
+    notify = NotifyListener(tmp_path)
+    env = {**subprocess_env, "NOTIFY_SOCKET": notify.address}
     with loopback_listener() as listener:
         port = listener.getsockname()[1]
-        serve = ServeProcess(subprocess_env, _args(aws_env, token_file), listen_socket=listener)
+        serve = ServeProcess(env, _args(aws_env, token_file), listen_socket=listener)
         try:
             variables = serve.variables()
             assert variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == f"http://127.0.0.1:{port}/"
+            assert notify.next() == "READY=1"
             status, body = get(variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"], "k" * 43)
             assert status == 200, body
             serve.process.send_signal(signal.SIGTERM)
             assert serve.finish() == 0
         finally:
             serve.kill()
+            notify.close()
     assert token_file.read_text() == "k" * 43  # kept: the port was never free
 
 
