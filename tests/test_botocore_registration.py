@@ -125,3 +125,32 @@ def test_uninstall_says_which_sessions_keep_the_chain() -> None:
     doc = " ".join((assume_provider.uninstall.__doc__ or "").split())
     assert "already resolved" in doc
     assert "stop using it" not in doc
+
+
+def test_sessions_set_up_by_install_are_freed_once_the_application_drops_them(
+    aws_env: TestBed,
+) -> None:
+    """The registry maps sessions to providers weakly; a provider that held its session
+    strongly kept every session install() ever set up alive for the life of the process (an
+    application making a session per request or per thread grew without bound)."""
+    import gc
+    import weakref
+
+    world = aws_env.world
+    assume_provider.install(role_arn=world.target_role_arn)
+    try:
+        dropped = []
+        for _ in range(5):
+            session = boto3.Session()
+            assert world.account_a in session.client("sts").get_caller_identity()["Arn"]
+            dropped.append(weakref.ref(session._session))
+            dropped.append(weakref.ref(session))
+            del session
+        never_resolved = botocore.session.Session()
+        dropped.append(weakref.ref(never_resolved))
+        del never_resolved
+        gc.collect()
+        assert [ref for ref in dropped if ref() is not None] == []
+        assert aws_env.proxy.count(action="AssumeRole") == 1  # still one chain for all
+    finally:
+        assume_provider.uninstall()

@@ -9,6 +9,7 @@ request fetches through the refresh engine.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
@@ -149,6 +150,18 @@ class AssumeRoleChainProvider(botocore.credentials.CredentialProvider):  # type:
             resolve_settings(SettingInputs(arguments, {}, *only_arguments))
         self.arguments = dict(arguments)
         self.enabled = True
+
+    # Held weakly: the registry of providers (botocore/registration.py) maps each session to
+    # its provider in a WeakKeyDictionary, and a value that refers to its key keeps it alive:
+    # every session ever set up would then live as long as the process.
+    @property
+    def session(self) -> Optional[botocore.session.Session]:
+        held = self._session_ref
+        return held() if held is not None else None
+
+    @session.setter
+    def session(self, session: Optional[botocore.session.Session]) -> None:
+        self._session_ref = weakref.ref(session) if session is not None else None
 
     def inputs(self) -> SettingInputs:
         """This session's settings inputs (also what its disk-cache key is computed from)."""
