@@ -1,0 +1,67 @@
+"""Review of issue 19 (review19b): zero-code activation, then the application's own calls.
+
+Zero-code activation now installs at the first botocore session, not at ``import botocore``.
+An application that imports the package and calls ``install(**settings)`` or ``uninstall()``
+before its first session must keep what it asked for: an explicit argument outranks the
+environment variable (INTERFACE.md, "Settings"), and ``uninstall()`` undoes ``install()``.
+A child process of this interpreter (the package installed with its start-up file) runs the
+application against the test bed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from testbed import TestBed
+
+SESSION_NAME = "review19b"
+
+
+def _run(code: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def hop_env(subprocess_env: dict[str, str], testbed: TestBed) -> dict[str, str]:
+    """Zero-code activated with the hop role (the instance role may assume it)."""
+    subprocess_env["ASSUME_PROVIDER_ROLE_ARN"] = testbed.world.hop_role_arn
+    subprocess_env["ASSUME_PROVIDER_SESSION_NAME"] = SESSION_NAME
+    return subprocess_env
+
+
+def test_an_explicit_install_before_the_first_session_keeps_its_arguments(
+    hop_env: dict[str, str], testbed: TestBed
+) -> None:
+    world = testbed.world
+    code = f"""
+        import assume_provider, boto3
+        assume_provider.install(role_arn={world.target_role_arn!r},
+                                external_id={world.external_id!r})
+        print(boto3.client("sts").get_caller_identity()["Arn"])
+    """
+    expected = world.assumed_role_arn(world.target_role_arn, SESSION_NAME)
+    assert _run(code, hop_env) == expected
+
+
+def test_uninstall_before_the_first_session_is_not_undone_by_the_first_session(
+    hop_env: dict[str, str], testbed: TestBed
+) -> None:
+    code = """
+        import assume_provider, boto3
+        assume_provider.uninstall()
+        print(boto3.client("sts").get_caller_identity()["Arn"])
+    """
+    # What the same application gets with the variable unset: install() then uninstall().
+    assert _run(code, hop_env) == testbed.world.instance_session_arn
+    assert testbed.proxy.count(action="AssumeRole") == 0
