@@ -65,3 +65,53 @@ def test_uninstall_before_the_first_session_is_not_undone_by_the_first_session(
     # What the same application gets with the variable unset: install() then uninstall().
     assert _run(code, hop_env) == testbed.world.instance_session_arn
     assert testbed.proxy.count(action="AssumeRole") == 0
+
+
+# A fork while another thread's first session is installing (the package's import runs with
+# the garbage collector paused): the child must not inherit the pause for good. The install is
+# held inside the package's import by a loader that waits on an event (no import lock held
+# there, so the fork can proceed): deterministic, no timing.
+FORK_DURING_INSTALL = """
+    import gc, os, sys, threading
+    import importlib.machinery
+    import botocore.session
+
+    entered, release = threading.Event(), threading.Event()
+
+    class BlockingLoader:
+        def __init__(self, loader):
+            self.loader = loader
+        def create_module(self, spec):
+            return self.loader.create_module(spec)
+        def exec_module(self, module):
+            entered.set()
+            release.wait()
+            self.loader.exec_module(module)
+
+    class HoldTheInstall:
+        def find_spec(self, name, path=None, target=None):
+            if name != "assume_provider.aio.registration":
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(name, path)
+            spec.loader = BlockingLoader(spec.loader)
+            return spec
+
+    sys.meta_path.insert(0, HoldTheInstall())
+    first = threading.Thread(target=botocore.session.Session)
+    first.start()
+    entered.wait()
+    pid = os.fork()
+    if pid == 0:
+        os.write(1, f"child {gc.isenabled()}\\n".encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    release.set()
+    first.join()
+    print("parent", gc.isenabled())
+"""
+
+
+def test_a_child_forked_during_the_first_install_keeps_its_garbage_collector(
+    hop_env: dict[str, str],
+) -> None:
+    assert _run(FORK_DURING_INSTALL, hop_env).splitlines() == ["child True", "parent True"]
