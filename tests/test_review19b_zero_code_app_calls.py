@@ -115,3 +115,46 @@ def test_a_child_forked_during_the_first_install_keeps_its_garbage_collector(
     hop_env: dict[str, str],
 ) -> None:
     assert _run(FORK_DURING_INSTALL, hop_env).splitlines() == ["child True", "parent True"]
+
+
+# What held: the first session made by other means than boto3 is set up too.
+@pytest.mark.parametrize(
+    "first_session",
+    [
+        "botocore.session.get_session()",
+        "botocore.session.Session()",
+    ],
+)
+def test_a_first_botocore_session_before_boto3_is_imported_gets_the_role(
+    hop_env: dict[str, str], testbed: TestBed, first_session: str
+) -> None:
+    code = f"""
+        import botocore.session
+        session = {first_session}
+        first = session.create_client("sts", region_name="us-east-1")
+        import boto3
+        second = boto3.client("sts")
+        print(first.get_caller_identity()["Arn"], second.get_caller_identity()["Arn"])
+    """
+    world = testbed.world
+    expected = world.assumed_role_arn(world.hop_role_arn, SESSION_NAME)
+    assert _run(code, hop_env).split() == [expected, expected]
+    assert testbed.proxy.count(action="AssumeRole") == 1
+
+
+def test_register_after_zero_code_overrides_the_variable_for_that_session(
+    hop_env: dict[str, str], testbed: TestBed
+) -> None:
+    world = testbed.world
+    code = f"""
+        import assume_provider, boto3
+        mine, other = boto3.Session(), boto3.Session()
+        assume_provider.register(mine, role_arn={world.target_role_arn!r},
+                                 external_id={world.external_id!r})
+        print(mine.client("sts").get_caller_identity()["Arn"],
+              other.client("sts").get_caller_identity()["Arn"])
+    """
+    assert _run(code, hop_env).split() == [
+        world.assumed_role_arn(world.target_role_arn, SESSION_NAME),
+        world.assumed_role_arn(world.hop_role_arn, SESSION_NAME),
+    ]
