@@ -79,6 +79,7 @@ def frozen(cls: _Class) -> _Class:
     spec = _spec_of(cls)
     cls._spec = spec  # type: ignore[attr-defined]
     cls.__dataclass_fields__ = _LAZY_FIELDS  # type: ignore[attr-defined]
+    cls.__dataclass_params__ = _PARAMS  # type: ignore[attr-defined]
     if "__match_args__" not in cls.__dict__:
         setattr(cls, "__match_args__", spec.names)  # noqa: B010 - mypy refuses the assignment
     if cls.__doc__ is None:
@@ -178,6 +179,22 @@ class _LazyFields:
 
 
 _LAZY_FIELDS = _LazyFields()
+
+
+class _Params:
+    """``__dataclass_params__`` of every frozen class: what the standard library reads of a
+    class ``is_dataclass`` accepts (``pprint`` reads ``repr``; ``@dataclass`` on a subclass
+    reads ``frozen``), as ``@dataclass(frozen=True)`` would set them. One shared object."""
+
+    __slots__ = ()
+    init = repr = eq = frozen = match_args = True
+    order = unsafe_hash = kw_only = slots = weakref_slot = False
+
+    def __repr__(self) -> str:
+        return "_Params(init=True, repr=True, eq=True, order=False, frozen=True)"
+
+
+_PARAMS = _Params()
 
 
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:
