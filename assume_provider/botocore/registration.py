@@ -187,9 +187,22 @@ def _initializer(session: botocore.session.Session) -> None:
         _installed_providers.add(_register(session, settings))
 
 
+# Set by install() and uninstall(): zero-code activation installs at the first session, which
+# may come after the application's own call, whose arguments (or uninstall) must then stand.
+_called = False
+
+
+def install_unless_called() -> None:
+    """Zero-code activation's install(): does nothing if install() or uninstall() was called
+    already (an explicit argument outranks the environment; an uninstall stands)."""
+    if not _called:
+        install()
+
+
 def install(**settings: Any) -> None:
     """From now on, every botocore session in the process uses the chain first. Idempotent."""
-    global _installed_settings
+    global _installed_settings, _called
+    _called = True
     AssumeRoleChainProvider(None, **settings)  # invalid arguments fail here, not later
     with _lock:
         first_time = _installed_settings is None
@@ -226,7 +239,8 @@ def uninstall() -> None:
     them, and so does every client already created: botocore caches them in the session and
     in each client, and they go on refreshing through the chain. Create new sessions (and
     clients) to leave it. Sessions given to ``register()`` keep the provider."""
-    global _installed_settings
+    global _installed_settings, _called
+    _called = True
     with _lock:
         if _installed_settings is None:
             return

@@ -3,7 +3,7 @@
 The ``.pth`` line (run by ``site`` at every interpreter start) only looks at the environment;
 this module is imported only when one of the two variables is set, or an ``ASSUME_PROVIDER_*``
 name the package does not know (the line holds the known names: ``config/variables.py``).
-Even then it imports nothing but ``os`` and ``sys`` (already loaded at start-up): it arms a
+Even then it imports nothing but ``os``, ``sys`` and ``_thread`` (loaded at start-up): it arms a
 one-shot ``sys.meta_path`` finder, and when, and only if, the application imports ``botocore``
 it registers a botocore session initializer; when, and only if, the application creates its
 first botocore session, that initializer runs ``assume_provider.install()``, the same code
@@ -31,6 +31,7 @@ import line; older versions run the ``.pth`` line. Both end in :func:`start`.
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
 
@@ -171,8 +172,7 @@ def _activate(botocore: ModuleType, requested_install: bool = True) -> None:
         if "botocore.session" in sys.modules:  # run late: sessions may exist already
             _install(botocore)
         else:
-            _install_at_first_session.botocore = botocore
-            botocore.register_initializer(_install_at_first_session)
+            _install_at_first_session.arm(botocore)
     except Exception:  # noqa: BLE001, S110 - botocore itself is unusable; it will say so
         pass
 
@@ -193,10 +193,12 @@ def _install(botocore: ModuleType) -> Callable[[Any], None]:
     _warn_unknown_variables()
     try:
         with _collector_paused():
-            from ..aio.registration import install  # covers aiobotocore sessions too
-            from ..botocore.registration import initialize_new_session
+            from ..aio import registration as _aio  # noqa: F401 - covers aiobotocore sessions
+            from ..botocore.registration import initialize_new_session, install_unless_called
 
-            install()
+            # The application may have called install() (or uninstall()) itself since
+            # botocore was imported: its call stands.
+            install_unless_called()
         return initialize_new_session
     except Exception as exc:  # noqa: BLE001 - a broken install must not break botocore
         try:
@@ -219,15 +221,42 @@ class _collector_paused:  # lower case: used as a `with` statement, as contextli
     def __enter__(self) -> None:
         import gc
 
+        global _collector_paused_here
         self._resume = gc.isenabled()
         if self._resume:
+            _enable_collector_in_forked_children()
+            _collector_paused_here = True
             gc.disable()
 
     def __exit__(self, *exc_info: object) -> None:
+        global _collector_paused_here
         if self._resume:
             import gc
 
+            _collector_paused_here = False
             gc.enable()
+
+
+# Whether _collector_paused has the collector off now. The pause is process-wide and only the
+# pausing thread resumes it: a child another thread forks meanwhile must not keep it off.
+_collector_paused_here = False
+_fork_handler_registered = False
+
+
+def _enable_collector_in_forked_children() -> None:
+    global _fork_handler_registered
+    if not _fork_handler_registered:
+        _fork_handler_registered = True
+        os.register_at_fork(after_in_child=_resume_collector_in_child)
+
+
+def _resume_collector_in_child() -> None:
+    global _collector_paused_here
+    if _collector_paused_here:
+        import gc
+
+        _collector_paused_here = False
+        gc.enable()
 
 
 class _FirstSessionInstaller:
@@ -245,28 +274,31 @@ class _FirstSessionInstaller:
     def __init__(self) -> None:
         self.botocore: Optional[ModuleType] = None
         self._set_up: Optional[Callable[[Any], None]] = None
-        self._lock: Any = None
+        # _thread, not threading: built in, so free at start-up. Reentrant: nothing install()
+        # does is known to create a session, but if it did that session would come back here
+        # on this thread. Made here, not at first use, so two threads cannot make one each.
+        self._lock = _thread.RLock()
+        self._fork_handler_registered = False
 
     def __call__(self, session: Any) -> None:
         if self._set_up is not None or self.botocore is None:
             return
-        if self._lock is None:
-            import threading  # loaded by botocore's `logging` already: free here
-
-            # Reentrant: nothing install() does is known to create a session, but if it did
-            # that session would come back here on this thread.
-            self._lock = threading.RLock()
-            # A child forked while another thread installs must not inherit a held lock.
-            os.register_at_fork(after_in_child=self._renew_lock)
         with self._lock:
             if self._set_up is None:
                 self._set_up = _install(self.botocore)
         self._set_up(session)
 
-    def _renew_lock(self) -> None:
-        import threading
+    def arm(self, botocore: ModuleType) -> None:
+        """Install at botocore's next session (registered as its initializer)."""
+        self.botocore = botocore
+        if not self._fork_handler_registered:
+            self._fork_handler_registered = True
+            # A child forked while another thread installs must not inherit a held lock.
+            os.register_at_fork(after_in_child=self._renew_lock)
+        botocore.register_initializer(self)
 
-        self._lock = threading.RLock()
+    def _renew_lock(self) -> None:
+        self._lock = _thread.RLock()
 
 
 _install_at_first_session = _FirstSessionInstaller()
