@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "assume_provider"
 
 # Each layer may import the layers listed before it, and itself.
 LAYERS = [
-    {"engine"},  # imports nothing of the package
+    {"engine", "collector"},  # import nothing of the package
     {"errors", "redaction"},
     {"config"},
     {"diskcache"},  # the disk cache: the CLI's now, the library's too once it shares (#19)

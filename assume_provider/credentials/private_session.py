@@ -64,6 +64,7 @@ import botocore.config
 import botocore.exceptions
 import botocore.session
 
+from ..collector import collector_paused
 from ..engine.forksafe import ForkSafeLock
 
 # A copy of botocore's built-in event handlers as a new session has them (see the module), or
@@ -97,7 +98,8 @@ class PrivateSession(botocore.session.Session):  # type: ignore[misc]
             super().__init__(event_hooks=copying.copy(template), include_builtin_handlers=False)
 
     def create_client(self, *args: Any, **kwargs: Any) -> Any:
-        with self._building:
+        # Building a client makes no network call; what it makes lives as long as the client.
+        with self._building, collector_paused():
             return super().create_client(*args, **kwargs)
 
     @property
@@ -157,6 +159,10 @@ class PrivateSessionRecipe:
             return self._made
 
     def _build(self) -> PrivateSession:
+        with collector_paused():  # no network call; the copy lives as long as the chain
+            return self._build_copy()
+
+    def _build_copy(self) -> PrivateSession:
         copy = PrivateSession()
         for name, value in self._variables.items():
             copy.set_config_variable(name, value)

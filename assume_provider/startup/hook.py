@@ -192,7 +192,9 @@ def _install(botocore: ModuleType) -> Callable[[Any], None]:
     ``_defer``) the one that raises it. Never raises."""
     _warn_unknown_variables()
     try:
-        with _collector_paused():
+        from ..collector import collector_paused
+
+        with collector_paused():
             from ..aio import registration as _aio  # noqa: F401 - covers aiobotocore sessions
             from ..botocore.registration import initialize_new_session, install_unless_called
 
@@ -205,58 +207,6 @@ def _install(botocore: ModuleType) -> Callable[[Any], None]:
             return _defer(botocore, exc)
         except Exception:  # noqa: BLE001 - botocore itself is unusable; it will say so
             return lambda session: None
-
-
-class _collector_paused:  # lower case: used as a `with` statement, as contextlib's are
-    """The cyclic garbage collector paused while the package is imported.
-
-    An import makes thousands of objects (modules, functions, classes) that live as long as
-    the process, and no garbage: every young-generation collection it triggers looks at them
-    and frees nothing. Paused, the import costs one such collection instead of about seven,
-    and a short-lived process is not pushed over the threshold of a full collection that
-    botocore's own profile stays under (about 20 M instructions, measured with
-    ``benchmarks/short_lived_cost.py``). Left alone if the application has paused it itself.
-    """
-
-    def __enter__(self) -> None:
-        import gc
-
-        global _collector_paused_here
-        self._resume = gc.isenabled()
-        if self._resume:
-            _enable_collector_in_forked_children()
-            _collector_paused_here = True
-            gc.disable()
-
-    def __exit__(self, *exc_info: object) -> None:
-        global _collector_paused_here
-        if self._resume:
-            import gc
-
-            _collector_paused_here = False
-            gc.enable()
-
-
-# Whether _collector_paused has the collector off now. The pause is process-wide and only the
-# pausing thread resumes it: a child another thread forks meanwhile must not keep it off.
-_collector_paused_here = False
-_fork_handler_registered = False
-
-
-def _enable_collector_in_forked_children() -> None:
-    global _fork_handler_registered
-    if not _fork_handler_registered:
-        _fork_handler_registered = True
-        os.register_at_fork(after_in_child=_resume_collector_in_child)
-
-
-def _resume_collector_in_child() -> None:
-    global _collector_paused_here
-    if _collector_paused_here:
-        import gc
-
-        _collector_paused_here = False
-        gc.enable()
 
 
 class _FirstSessionInstaller:
