@@ -243,12 +243,25 @@ class _FirstSessionInstaller:
         self.botocore = botocore
         if not self._fork_handler_registered:
             self._fork_handler_registered = True
-            # A child forked while another thread installs must not inherit a held lock.
-            os.register_at_fork(after_in_child=self._renew_lock)
+            _renew_in_forked_children(self._lock)
         botocore.register_initializer(self)
 
-    def _renew_lock(self) -> None:
-        self._lock = _thread.RLock()
+
+def _renew_in_forked_children(lock: Any) -> None:
+    """A child forked while another thread installs must not inherit the lock held.
+
+    The handler is the lock's own ``_at_fork_reinit`` (what ``threading`` uses for its locks;
+    on CPython since 3.9, and on PyPy, whose ``threading`` needs it too), not a function of
+    this module: the interpreter keeps at-fork handlers until the very end of its shutdown,
+    after the collections that free the application's modules, and a Python function keeps
+    its module's globals alive. From here those reach the installer, the package's
+    initializer, every provider, their private sessions and the service models botocore
+    loaded, and kept them through two more full collections at the exit of every zero-code
+    process: 14 M instructions (``benchmarks/short_lived_cost.py``; docs/performance.md).
+    """
+    reinit = getattr(lock, "_at_fork_reinit", None)
+    if reinit is not None:
+        os.register_at_fork(after_in_child=reinit)
 
 
 _install_at_first_session = _FirstSessionInstaller()
