@@ -30,6 +30,7 @@ from .credentials import (
     retry_once_after_expired_token,
 )
 from .provider import METHOD, AssumeRoleChainProvider, resolve_session_settings
+from .resolver import ProviderFirstResolver
 
 _lock = ForkSafeLock(threading.RLock)
 _providers: weakref.WeakKeyDictionary[botocore.session.Session, AssumeRoleChainProvider] = (
@@ -107,12 +108,18 @@ def _resolver_factory(
     def build_resolver() -> Any:
         # botocore's own factory passes the region of the last client created; keep that.
         region = private.last_client_region(session)
-        try:
-            resolver = kind.create_resolver(session, region_name=region)
-        except botocore.exceptions.ProfileNotFound:
-            # Raises the ConfigError that names the profile and what named it.
-            resolve_session_settings(session, provider.arguments)
-            raise
+
+        def build_chain() -> Any:
+            try:
+                return kind.create_resolver(session, region_name=region)
+            except botocore.exceptions.ProfileNotFound:
+                # Raises the ConfigError that names the profile and what named it.
+                resolve_session_settings(session, provider.arguments)
+                raise
+
+        if kind is _SYNC_KIND:  # botocore's chain behind the provider built when needed
+            return ProviderFirstResolver(provider, build_chain)
+        resolver = build_chain()  # an async chain: its layer's resolver awaits the providers
         if all(existing.METHOD != METHOD for existing in resolver.providers):
             resolver.providers.insert(0, provider)
         return resolver
