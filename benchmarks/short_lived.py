@@ -21,7 +21,10 @@ the medians of those per-round ratios with a 90% bootstrap interval (``server_cl
               the processes get only its two variables (IMDS unreachable for them)
 
 AssumeRole and IMDS requests are counted at the bed's proxy and IMDS fake around each batch
-(only that batch runs then); the server's own fetch at start is reported beside its row.
+(only that batch runs then); the server's own fetch at start is reported beside its row. The
+CPU seconds (user + system) of each batch's processes are reported too, paired the same way:
+with the 2 cores saturated, wall time follows them, but they move less with the machine's
+other load (the server's own CPU is not in them: it is no child that has exited).
 
 The processes run the package as users install it: a venv built from this checkout's wheel
 and boto3 (``--venvs DIR`` builds it there once and reuses it; ``--python`` uses a given
@@ -38,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -124,13 +128,20 @@ def run_one(command: list[str], env: dict[str, str]) -> None:
         raise SystemExit(f"a process failed ({done.returncode}): {done.stderr.strip()}")
 
 
-def timed_batch(command: list[str], env: dict[str, str], processes: int, parallel: int) -> float:
-    """``processes`` runs of ``command``, at most ``parallel`` at once; seconds until the last."""
+def timed_batch(
+    command: list[str], env: dict[str, str], processes: int, parallel: int
+) -> tuple[float, float]:
+    """``processes`` runs of ``command``, at most ``parallel`` at once: seconds until the last
+    exits, and the CPU seconds (user + system) the processes used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         for future in [pool.submit(run_one, command, env) for _ in range(processes)]:
             future.result()
-    return time.perf_counter() - began
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def main() -> None:
@@ -156,6 +167,7 @@ def main() -> None:
             print("share-disk: SKIPPED, the installed package has no `share` setting", flush=True)
         command = [python, "-c", CHILD]
         walls: dict[str, list[float]] = {name: [] for name in contenders}
+        cpus: dict[str, list[float]] = {name: [] for name in contenders}
         assume: dict[str, list[int]] = {name: [] for name in contenders}
         imds: dict[str, list[int]] = {name: [] for name in contenders}
         load_before = os.getloadavg()
@@ -170,9 +182,10 @@ def main() -> None:
                 turn = round_ % len(contenders)
                 for name in contenders[turn:] + contenders[:turn]:
                     counts = (bed.proxy.count(action="AssumeRole"), bed.imds.request_count)
-                    walls[name].append(
-                        timed_batch(command, envs[name], options.processes, options.parallel)
-                    )
+                    batch = (command, envs[name], options.processes, options.parallel)
+                    wall, cpu = timed_batch(*batch)
+                    walls[name].append(wall)
+                    cpus[name].append(cpu)
                     assume[name].append(bed.proxy.count(action="AssumeRole") - counts[0])
                     imds[name].append(bed.imds.request_count - counts[1])
                 print(
@@ -185,13 +198,16 @@ def main() -> None:
             raise SystemExit(f"serve exited {code}: {err}")
         load_after = os.getloadavg()
 
-    report(options, contenders, walls, assume, imds, server_start, (load_before, load_after))
+    report(
+        options, contenders, walls, cpus, assume, imds, server_start, (load_before, load_after)
+    )
 
 
 def report(
     options: argparse.Namespace,
     contenders: list[str],
     walls: dict[str, list[float]],
+    cpus: dict[str, list[float]],
     assume: dict[str, list[int]],
     imds: dict[str, list[int]],
     server_start: tuple[int, int],
@@ -200,6 +216,7 @@ def report(
     n = options.processes
     vs_native = {name: paired_ratio(walls[name], walls["native"]) for name in contenders}
     vs_static = {name: paired_ratio(walls[name], walls["static"]) for name in contenders}
+    cpu_vs_native = {name: paired_ratio(cpus[name], cpus["native"]) for name in contenders}
     print(
         f"\n{n} processes per batch, {options.parallel} at a time, on {os.cpu_count()} CPUs; "
         f"{options.rounds} rounds, contenders taking turns; load average "
@@ -207,9 +224,10 @@ def report(
     )
     print(
         "| contender | wall s per batch (median) | vs native, paired (90% interval) "
-        "| vs static, paired (90% interval) | AssumeRole per batch | IMDS requests per batch |"
+        "| vs static, paired (90% interval) | AssumeRole per batch | IMDS requests per batch "
+        "| CPU s per batch (median) | CPU vs native, paired |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in contenders:
         ratio, low, high = vs_native[name]
         floor, floor_low, floor_high = vs_static[name]
@@ -218,16 +236,20 @@ def report(
         if name == "server":
             counts_a += f" (+{server_start[0]} at its start)"
             counts_i += f" (+{server_start[1]} at its start)"
+        cpu_ratio, cpu_low, cpu_high = cpu_vs_native[name]
         print(
             f"| {name} | {statistics.median(walls[name]):.2f} "
             f"| {ratio:.3f}x ({low:.3f}-{high:.3f}) "
-            f"| {floor:.3f}x ({floor_low:.3f}-{floor_high:.3f}) | {counts_a} | {counts_i} |"
+            f"| {floor:.3f}x ({floor_low:.3f}-{floor_high:.3f}) | {counts_a} | {counts_i} "
+            f"| {statistics.median(cpus[name]):.2f} "
+            f"| {cpu_ratio:.3f}x ({cpu_low:.3f}-{cpu_high:.3f}) |"
         )
     summary: dict[str, object] = {
         "zero_code_vs_native": round(vs_native["zero-code"][0], 3),
         "zero_code_vs_native_interval": [round(x, 3) for x in vs_native["zero-code"][1:]],
         "zero_code_target": 1.05,
         "zero_code_met": vs_native["zero-code"][0] <= 1.05,
+        "zero_code_cpu_vs_native": round(cpu_vs_native["zero-code"][0], 3),
     }
     if "share-disk" in contenders:
         one_each = all(count == 1 for count in assume["share-disk"])
