@@ -100,11 +100,8 @@ def test_a_copy_made_after_install_has_botocores_handlers_and_not_the_applicatio
     the application registered on its session does not."""
     from botocore.exceptions import ParamValidationError
 
-    from assume_provider.credentials import private_session as module
-
     assume_provider.install(role_arn=aws_env.world.target_role_arn)
     app = botocore.session.Session()
-    assert module._builtin_handlers is not None
     seen: list[str] = []
     app.register("before-parameter-build.s3", lambda **_: seen.append("app"))
     copy = private_session(app)
@@ -116,6 +113,36 @@ def test_a_copy_made_after_install_has_botocores_handlers_and_not_the_applicatio
     assert seen == []
     assert aws_env.proxy.count() == 0
 
+
+
+def test_the_first_copy_takes_the_kept_handlers_and_a_later_one_registers_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Copying the kept handlers again cost a short-lived process 2.5 M instructions; no two
+    copies may share them (each registers on its own), and every copy validates as botocore
+    does."""
+    from botocore.exceptions import ParamValidationError
+
+    from assume_provider.botocore.private import event_hooks_of
+    from assume_provider.credentials import private_session as module
+
+    monkeypatch.setattr(module, "_builtin_handlers", None)
+    monkeypatch.setattr(module, "_handlers_kept", False)
+    app = botocore.session.Session()
+    module.remember_builtin_handlers(event_hooks_of(app))  # the integration's initializer
+    kept = module._builtin_handlers
+    assert kept is not None and kept is not event_hooks_of(app)
+    first, second = private_session(app), private_session(botocore.session.Session())
+    assert event_hooks_of(first) is kept
+    assert event_hooks_of(second) not in (kept, None)
+    module.remember_builtin_handlers(event_hooks_of(app))  # kept once per process
+    assert module._builtin_handlers is None
+    for copy in (first, second):
+        client = copy.create_client(
+            "s3", region_name="us-east-1", aws_access_key_id="AKIDTEST", aws_secret_access_key="x"
+        )
+        with pytest.raises(ParamValidationError):  # botocore's validate_bucket_name
+            client.put_object(Bucket="not a bucket!", Key="k", Body=b"")
 
 def test_the_copy_reads_the_files_the_application_parsed(tmp_path: Any) -> None:
     """No second parse of the config and credentials files: the copy reads the application's

@@ -40,7 +40,10 @@ it sees (``remember_builtin_handlers``) while botocore is still constructing it:
 then botocore's built-in ones (the integration registers its own only afterwards), plus
 those of any initializer registered before this package's, which every session of the
 application gets too; and no other thread can hold that session yet, so the copy races with
-nothing. Each private copy then starts from a copy of it, which nothing ever changes.
+nothing. The first private copy takes that copy as its own (copying it again cost a
+short-lived process 2.5 M instructions and ~700 objects kept to its exit); a later one,
+rarer (a second chain configured differently), registers botocore's handlers afresh as any
+new session does.
 
 The parsed config and credentials files are shared too (``full_config``): the copy is given
 the application's files and profile, so its own parse would read the same files for the same
@@ -67,19 +70,33 @@ import botocore.session
 from ..collector import collector_paused
 from ..engine.forksafe import ForkSafeLock
 
-# A copy of botocore's built-in event handlers as a new session has them (see the module), or
-# None until the botocore integration has seen a plain session being made.
+# A copy of botocore's built-in event handlers as a new session has them (see the module): None
+# until the botocore integration has seen a plain session being made, and again once the
+# first private copy has taken it.
 _builtin_handlers: Optional[Any] = None
+_handlers_kept = False  # kept once per process: a taken copy is not kept again
+_handlers_lock = ForkSafeLock()
 
 
 def remember_builtin_handlers(hooks: Any) -> None:
-    """Keep a copy of ``hooks`` (a ``botocore.hooks.HierarchicalEmitter``) for every later
-    copy, if none is kept yet: the handlers of a plain ``botocore.session.Session`` while
+    """Keep a copy of ``hooks`` (a ``botocore.hooks.HierarchicalEmitter``) for the first private
+    copy, once per process: the handlers of a plain ``botocore.session.Session`` while
     botocore constructs it (from an initializer), before anything of this package is
     registered on it (see the module)."""
+    global _builtin_handlers, _handlers_kept
+    with _handlers_lock:
+        if not _handlers_kept:
+            _handlers_kept = True
+            _builtin_handlers = copying.copy(hooks)
+
+
+def _take_builtin_handlers() -> Optional[Any]:
+    """The kept handlers for the one copy that takes them (no two copies may share them: each
+    session registers on its own), or None."""
     global _builtin_handlers
-    if _builtin_handlers is None:
-        _builtin_handlers = copying.copy(hooks)
+    with _handlers_lock:
+        taken, _builtin_handlers = _builtin_handlers, None
+    return taken
 
 
 class PrivateSession(botocore.session.Session):  # type: ignore[misc]
@@ -91,11 +108,11 @@ class PrivateSession(botocore.session.Session):  # type: ignore[misc]
         self._building = ForkSafeLock(threading.RLock)
         # The application's parsed files, when the copy is given them (see the module).
         self._shared_full_config: Optional[Any] = None
-        template = _builtin_handlers
-        if template is None:
+        kept = _take_builtin_handlers()
+        if kept is None:
             super().__init__()
         else:
-            super().__init__(event_hooks=copying.copy(template), include_builtin_handlers=False)
+            super().__init__(event_hooks=kept, include_builtin_handlers=False)
 
     def create_client(self, *args: Any, **kwargs: Any) -> Any:
         # Building a client makes no network call; what it makes lives as long as the client.
