@@ -13,15 +13,13 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Optional
 
-from .hook import ROLE_ARN_VARIABLE, SWITCH_VARIABLE
 
-
-def activation_error(cause: BaseException, scope: str = "") -> Exception:
-    """The error every credential resolution raises after a failed activation (``scope``:
-    which sessions it concerns, if not all)."""
+def activation_error(cause: BaseException, requested_by: str, scope: str = "") -> Exception:
+    """The error every credential resolution raises after a failed activation: it names the
+    variables that asked for it and, in ``scope``, which sessions it concerns if not all."""
     message = (
-        f"{ROLE_ARN_VARIABLE}/{SWITCH_VARIABLE} is set, but assume-provider could not be "
-        f"activated{scope}: {type(cause).__name__}: {cause}"
+        f"{requested_by} is set, but assume-provider could not be activated{scope}: "
+        f"{type(cause).__name__}: {cause}"
     )
     try:
         from ..errors import ConfigError
@@ -46,6 +44,7 @@ def is_aio_session(session: Any) -> bool:
 def defer(
     botocore: ModuleType,
     cause: BaseException,
+    requested_by: str,
     only: Optional[Callable[[Any], bool]] = None,
     scope: str = "",
 ) -> Callable[[Any], None]:
@@ -59,7 +58,7 @@ def defer(
     """
     import botocore.credentials as credentials
 
-    error = activation_error(cause, scope)
+    error = activation_error(cause, requested_by, scope)
 
     class ActivationFailed(credentials.CredentialProvider):  # type: ignore[misc]
         METHOD = "assume-provider"

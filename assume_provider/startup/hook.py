@@ -284,10 +284,11 @@ def _defer(
     try:
         from . import failure
 
+        requested_by = f"{ROLE_ARN_VARIABLE}/{SWITCH_VARIABLE}"
         if aio_only:
             scope = " for aiobotocore sessions"
-            return failure.defer(botocore, cause, failure.is_aio_session, scope)
-        return failure.defer(botocore, cause)
+            return failure.defer(botocore, cause, requested_by, failure.is_aio_session, scope)
+        return failure.defer(botocore, cause, requested_by)
     except Exception:  # noqa: BLE001 - botocore itself is unusable; it will say so
         return lambda session: None
 
