@@ -198,7 +198,11 @@ def _activate(botocore: ModuleType, requested_install: bool = True) -> None:
         if "botocore.session" in sys.modules:  # run late: sessions may exist already
             _install(botocore)
         else:
-            _install_at_first_session.arm(botocore)
+            # Referred to by botocore's list of initializers only, never by this module's
+            # globals: those stay reachable from where the interpreter keeps objects to the
+            # end of its shutdown (an armed watcher in sys.meta_path), and from the installer
+            # they would reach every provider and session (``_renew_in_forked_children``).
+            _FirstSessionInstaller().arm(botocore)
     except Exception:  # noqa: BLE001, S110 - botocore itself is unusable; it will say so
         pass
 
@@ -255,12 +259,19 @@ def _cover_aiobotocore(botocore: ModuleType) -> Optional[Callable[[Any], None]]:
     again once armed), or will be before any of its modules is looked for.
     """
     if _AIO_LAYER not in sys.modules and _AIOBOTOCORE not in sys.modules:
-        watcher = _ImportWatcher(_AIOBOTOCORE, lambda _: _import_aio_layer(botocore), True)
+        # Refers to nothing of the application's (botocore): it may stay armed to the end.
+        watcher = _ImportWatcher(_AIOBOTOCORE, _on_aiobotocore, submodules=True)
         watcher.arm()
         if _AIOBOTOCORE not in sys.modules:  # looked at again once armed: see above
             return None
         watcher.disarm()
     return _import_aio_layer(botocore)
+
+
+def _on_aiobotocore(_: ModuleType) -> None:
+    botocore = sys.modules.get(_BOTOCORE)  # installed, so imported
+    if botocore is not None:
+        _import_aio_layer(botocore)
 
 
 def _import_aio_layer(botocore: ModuleType) -> Optional[Callable[[Any], None]]:
@@ -346,6 +357,3 @@ def _renew_in_forked_children(lock: Any) -> None:
     reinit = getattr(lock, "_at_fork_reinit", None)
     if reinit is not None:
         os.register_at_fork(after_in_child=reinit)
-
-
-_install_at_first_session = _FirstSessionInstaller()
