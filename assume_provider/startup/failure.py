@@ -42,7 +42,7 @@ def is_aio_session(session: Any) -> bool:
 
 
 def defer(
-    botocore: ModuleType,
+    botocore: Optional[ModuleType],
     cause: BaseException,
     requested_by: str,
     only: Optional[Callable[[Any], bool]] = None,
@@ -58,6 +58,8 @@ def defer(
     """
     import botocore.credentials as credentials
 
+    if botocore is None:  # not known to the caller: the one the application imports
+        botocore = sys.modules["botocore"]
     error = activation_error(cause, requested_by, scope)
 
     class ActivationFailed(credentials.CredentialProvider):  # type: ignore[misc]

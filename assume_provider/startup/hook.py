@@ -230,7 +230,7 @@ def _install(botocore: ModuleType) -> Callable[[Any], None]:
             # The application may have called install() (or uninstall()) itself since
             # botocore was imported: its call stands.
             install_unless_called()
-            aio_failed = _cover_aiobotocore(botocore)
+            aio_failed = _cover_aiobotocore()
     except Exception as exc:  # noqa: BLE001 - a broken install must not break botocore
         return _defer(botocore, exc)
     if aio_failed is None:
@@ -247,7 +247,7 @@ _AIOBOTOCORE = "aiobotocore"
 _AIO_LAYER = "assume_provider.aio.registration"
 
 
-def _cover_aiobotocore(botocore: ModuleType) -> Optional[Callable[[Any], None]]:
+def _cover_aiobotocore() -> Optional[Callable[[Any], None]]:
     """Cover aiobotocore sessions too (``aio/registration.py``): at once if aiobotocore is
     imported, else as soon as it is, so that a process that never imports it (most) never
     imports the async layer (three modules, each a fixed import cost). Returns the
@@ -260,21 +260,15 @@ def _cover_aiobotocore(botocore: ModuleType) -> Optional[Callable[[Any], None]]:
     """
     if _AIO_LAYER not in sys.modules and _AIOBOTOCORE not in sys.modules:
         # Refers to nothing of the application's (botocore): it may stay armed to the end.
-        watcher = _ImportWatcher(_AIOBOTOCORE, _on_aiobotocore, submodules=True)
+        watcher = _ImportWatcher(_AIOBOTOCORE, lambda module: _import_aio_layer(), True)
         watcher.arm()
         if _AIOBOTOCORE not in sys.modules:  # looked at again once armed: see above
             return None
         watcher.disarm()
-    return _import_aio_layer(botocore)
+    return _import_aio_layer()
 
 
-def _on_aiobotocore(_: ModuleType) -> None:
-    botocore = sys.modules.get(_BOTOCORE)  # installed, so imported
-    if botocore is not None:
-        _import_aio_layer(botocore)
-
-
-def _import_aio_layer(botocore: ModuleType) -> Optional[Callable[[Any], None]]:
+def _import_aio_layer() -> Optional[Callable[[Any], None]]:
     """Import the async layer. Never raises (it may run inside ``import aiobotocore``): a
     failure is kept for the credential resolution of async sessions, and returned as the
     initializer that sets one up to raise it; sync sessions keep the provider."""
@@ -285,11 +279,11 @@ def _import_aio_layer(botocore: ModuleType) -> Optional[Callable[[Any], None]]:
             from ..aio import registration as _aio  # noqa: F401 - covers aiobotocore sessions
         return None
     except Exception as exc:  # noqa: BLE001 - a broken install must not break aiobotocore
-        return _defer(botocore, exc, aio_only=True)
+        return _defer(sys.modules.get(_BOTOCORE), exc, aio_only=True)
 
 
 def _defer(
-    botocore: ModuleType, cause: BaseException, aio_only: bool = False
+    botocore: Optional[ModuleType], cause: BaseException, aio_only: bool = False
 ) -> Callable[[Any], None]:
     """The failure kept for credential resolution (``failure.defer``). Never raises."""
     try:
@@ -349,9 +343,9 @@ def _renew_in_forked_children(lock: Any) -> None:
     on CPython since 3.9, and on PyPy, whose ``threading`` needs it too), not a function of
     this module: the interpreter keeps at-fork handlers until the very end of its shutdown,
     after the collections that free the application's modules, and a Python function keeps
-    its module's globals alive. From here those reach the installer, the package's
-    initializer, every provider, their private sessions and the service models botocore
-    loaded, and kept them through two more full collections at the exit of every zero-code
+    its module's globals alive. From here those reached the installer (then one of them),
+    the package's initializer, every provider, their private sessions and the service models
+    botocore loaded, and kept them through two more full collections at the exit of every zero-code
     process: 14 M instructions (``benchmarks/short_lived_cost.py``; docs/performance.md).
     """
     reinit = getattr(lock, "_at_fork_reinit", None)
