@@ -25,13 +25,13 @@ CHILD = (
 NOT_ON_THE_WAY = {
     "assume_provider.engine.prefetch": "the prefetch thread (prefetch is off by default)",
     "assume_provider.engine.offthread": "async callers, the server and the prefetch thread",
-    "assume_provider.aio.credentials": "aiobotocore sessions",
-    "assume_provider.aio.private": "aiobotocore sessions",
+    "assume_provider.aio": "aiobotocore, which the process never imports",
     "assume_provider.credentials.attempts": "the explanation of a source that found nothing",
     "assume_provider.credentials.disk_share": "share = disk",
     "assume_provider.diskcache": "share = disk and the CLI",
     "assume_provider.server": "the credential server",
     "assume_provider.cli": "the command line",
+    "assume_provider.startup.failure": "a failed activation",
     "cachetools": "nothing any more",
 }
 

@@ -289,6 +289,38 @@ def test_botocore_is_freed_with_the_applications_modules_at_exit(
     ]
 
 
+def test_the_watcher_left_armed_for_aiobotocore_reaches_nothing_of_the_application(
+    venv: Venv, role_env: dict[str, str], testbed: TestBed
+) -> None:
+    # A process that never imports aiobotocore keeps the hook's aiobotocore watcher in
+    # sys.meta_path to the end, and the interpreter keeps sys.meta_path's finders past the
+    # collection that frees the application's modules at exit. Anything the watcher reaches
+    # (its closure, its class's module globals) lives that long too: from botocore's module
+    # or the installer, the providers, sessions and service models, 12 M instructions more at
+    # every exit, measured. Walked from the watcher, without going into modules: none is
+    # botocore's or the package's (which the interpreter keeps alive only while imported).
+    code = """
+        import gc, sys, types
+        import boto3
+        print(boto3.client("sts").get_caller_identity()["Arn"])
+        armed = [f for f in sys.meta_path if type(f).__module__.startswith("assume_provider")]
+        seen, todo, modules = set(), list(armed), set()
+        while todo:
+            referent = todo.pop()
+            if id(referent) in seen:
+                continue
+            seen.add(id(referent))
+            if isinstance(referent, types.ModuleType):
+                modules.add(referent.__name__)
+            else:
+                todo.extend(gc.get_referents(referent))
+        print(len(armed), *sorted(m for m in modules if m.startswith(("botocore", "boto3",
+            "assume_provider"))))
+    """
+    arn, armed = ok(venv.script(code, role_env)).splitlines()
+    assert (arn, armed) == (target_arn(testbed), "1")  # no aiobotocore: the watcher is armed
+
+
 def test_aws_cli_assumes_target_role(
     venv: Venv, role_env: dict[str, str], testbed: TestBed
 ) -> None:

@@ -9,6 +9,8 @@ it registers a botocore session initializer; when, and only if, the application 
 first botocore session, that initializer runs ``assume_provider.install()``, the same code
 path as a user calling it, and sets that session up as ``install()`` sets up every later one.
 If botocore is already imported (e.g. the hook is run late by hand), it installs at once.
+The async layer (``assume_provider.aio``) comes the same way, at install if aiobotocore is
+imported by then, else when it is (``_cover_aiobotocore``).
 
 Why not install at ``import botocore``: the package, and the parts of botocore it needs
 (``botocore.session`` and what that imports, urllib3 included), would then be imported from
@@ -48,7 +50,7 @@ ROLE_ARN_VARIABLE = "ASSUME_PROVIDER_ROLE_ARN"
 SWITCH_VARIABLE = "ASSUME_PROVIDER_ENABLE"
 _SWITCH_OFF = frozenset({"0", "false", "no", "off"})
 
-_TARGET = "botocore"
+_BOTOCORE = "botocore"
 _armed = False
 
 
@@ -75,11 +77,11 @@ def start() -> None:
         if not install and not _unknown_variable_set():
             return
         _armed = True
-        botocore = sys.modules.get(_TARGET)
+        botocore = sys.modules.get(_BOTOCORE)
         if botocore is not None:
             _activate(botocore, install)
         else:
-            sys.meta_path.insert(0, _BotocoreFinder(install))
+            _ImportWatcher(_BOTOCORE, lambda module: _activate(module, install)).arm()
     except Exception:  # noqa: BLE001, S110 - start-up must go on; nothing to report it to
         pass
 
@@ -96,18 +98,42 @@ def _unknown_variable_set() -> bool:
 _PREFIX = "ASSUME_PROVIDER_"
 
 
-class _BotocoreFinder:
-    """Fires once, when ``botocore`` is first imported (also when the AWS CLI v1 >= 1.46
-    serves its vendored copy under that name through its own meta-path finder)."""
+class _ImportWatcher:
+    """A one-shot ``sys.meta_path`` finder: when ``name`` (with ``submodules``, also any
+    module under it, whichever comes first) is first imported, it asks the finders after it
+    (also the AWS CLI v1 >= 1.46's, which serves its vendored botocore under that name),
+    wraps the loader they found, and once the module has run, removes itself and calls
+    ``then(module)``. The module then looks as if it had never been there.
 
-    def __init__(self, install: bool = True) -> None:
+    A loader without ``exec_module`` is left unwrapped and the watcher stays for the next.
+    The import system calls ``find_spec`` holding its global lock, so ``then`` runs from the
+    loader instead: there it may import (the finders of other threads are not blocked).
+    """
+
+    def __init__(
+        self, name: str, then: Callable[[ModuleType], object], submodules: bool = False
+    ) -> None:
+        self._name = name
+        self._prefix = f"{name}." if submodules else None
+        self._then = then
         self._searching = False
-        self.install = install
+
+    def arm(self) -> None:
+        sys.meta_path.insert(0, self)
+
+    def disarm(self) -> None:
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
 
     def find_spec(
         self, fullname: str, path: Optional[Sequence[str]], target: Optional[ModuleType] = None
     ) -> Optional[ModuleSpec]:
-        if fullname != _TARGET or self._searching:
+        if self._searching or not (
+            fullname == self._name
+            or (self._prefix is not None and fullname.startswith(self._prefix))
+        ):
             return None
         # Ask the finders after this one, as the import system would have done without us.
         self._searching = True
@@ -117,8 +143,12 @@ class _BotocoreFinder:
             self._searching = False
         if spec is not None and hasattr(spec.loader, "exec_module"):
             # Duck-typed, not an importlib.abc.Loader: importing importlib.abc costs start-up time.
-            spec.loader = _ActivatingLoader(spec.loader, self)  # type: ignore[assignment]
+            spec.loader = _WatchedLoader(spec.loader, self)  # type: ignore[assignment]
         return spec
+
+    def loaded(self, module: ModuleType) -> None:
+        self.disarm()
+        self._then(module)
 
 
 def _find_with_others(
@@ -134,12 +164,12 @@ def _find_with_others(
     return None
 
 
-class _ActivatingLoader:
-    """Wraps botocore's own loader: runs it, then installs the provider."""
+class _WatchedLoader:
+    """Wraps the module's own loader: runs it, then tells the watcher."""
 
-    def __init__(self, loader: Any, finder: _BotocoreFinder) -> None:
+    def __init__(self, loader: Any, watcher: _ImportWatcher) -> None:
         self._loader = loader
-        self._finder = finder
+        self._watcher = watcher
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loader, name)
@@ -150,15 +180,11 @@ class _ActivatingLoader:
 
     def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)
-        # botocore is loaded: from here on the module must look as if we had never been there.
+        # Loaded: from here on the module must look as if we had never been there.
         module.__loader__ = self._loader
         if module.__spec__ is not None:
             module.__spec__.loader = self._loader
-        try:
-            sys.meta_path.remove(self._finder)
-        except ValueError:
-            pass
-        _activate(module, self._finder.install)
+        self._watcher.loaded(module)
 
 
 def _activate(botocore: ModuleType, requested_install: bool = True) -> None:
@@ -172,7 +198,11 @@ def _activate(botocore: ModuleType, requested_install: bool = True) -> None:
         if "botocore.session" in sys.modules:  # run late: sessions may exist already
             _install(botocore)
         else:
-            _install_at_first_session.arm(botocore)
+            # Referred to by botocore's list of initializers only, never by this module's
+            # globals: those stay reachable from where the interpreter keeps objects to the
+            # end of its shutdown (an armed watcher in sys.meta_path), and from the installer
+            # they would reach every provider and session (``_renew_in_forked_children``).
+            _FirstSessionInstaller().arm(botocore)
     except Exception:  # noqa: BLE001, S110 - botocore itself is unusable; it will say so
         pass
 
@@ -189,24 +219,83 @@ def _warn_unknown_variables() -> None:
 def _install(botocore: ModuleType) -> Callable[[Any], None]:
     """``install()``. Returns what sets a session being created up as botocore's initializers
     now will: the package's initializer, or after a failure (kept for credential resolution,
-    ``_defer``) the one that raises it. Never raises."""
+    ``failure.py``) the one that raises it. Never raises."""
     _warn_unknown_variables()
     try:
         from ..collector import collector_paused
 
         with collector_paused():
-            from ..aio import registration as _aio  # noqa: F401 - covers aiobotocore sessions
             from ..botocore.registration import initialize_new_session, install_unless_called
 
             # The application may have called install() (or uninstall()) itself since
             # botocore was imported: its call stands.
             install_unless_called()
-        return initialize_new_session
+            aio_failed = _cover_aiobotocore()
     except Exception as exc:  # noqa: BLE001 - a broken install must not break botocore
-        try:
-            return _defer(botocore, exc)
-        except Exception:  # noqa: BLE001 - botocore itself is unusable; it will say so
-            return lambda session: None
+        return _defer(botocore, exc)
+    if aio_failed is None:
+        return initialize_new_session
+
+    def set_up(session: Any) -> None:  # the session being created may be an AioSession
+        initialize_new_session(session)
+        aio_failed(session)
+
+    return set_up
+
+
+_AIOBOTOCORE = "aiobotocore"
+_AIO_LAYER = "assume_provider.aio.registration"
+
+
+def _cover_aiobotocore() -> Optional[Callable[[Any], None]]:
+    """Cover aiobotocore sessions too (``aio/registration.py``): at once if aiobotocore is
+    imported, else as soon as it is, so that a process that never imports it (most) never
+    imports the async layer (three modules, each a fixed import cost). Returns the
+    initializer that fails async sessions if the layer failed to import here.
+
+    No AioSession exists before ``aiobotocore.session`` has run, and the first of
+    aiobotocore's modules to be imported goes through the watcher, unless another thread
+    found aiobotocore before the watcher was armed: then it is in ``sys.modules`` (looked at
+    again once armed), or will be before any of its modules is looked for.
+    """
+    if _AIO_LAYER not in sys.modules and _AIOBOTOCORE not in sys.modules:
+        # Refers to nothing of the application's (botocore): it may stay armed to the end.
+        watcher = _ImportWatcher(_AIOBOTOCORE, lambda module: _import_aio_layer(), True)
+        watcher.arm()
+        if _AIOBOTOCORE not in sys.modules:  # looked at again once armed: see above
+            return None
+        watcher.disarm()
+    return _import_aio_layer()
+
+
+def _import_aio_layer() -> Optional[Callable[[Any], None]]:
+    """Import the async layer. Never raises (it may run inside ``import aiobotocore``): a
+    failure is kept for the credential resolution of async sessions, and returned as the
+    initializer that sets one up to raise it; sync sessions keep the provider."""
+    try:
+        from ..collector import collector_paused
+
+        with collector_paused():
+            from ..aio import registration as _aio  # noqa: F401 - covers aiobotocore sessions
+        return None
+    except Exception as exc:  # noqa: BLE001 - a broken install must not break aiobotocore
+        return _defer(sys.modules.get(_BOTOCORE), exc, aio_only=True)
+
+
+def _defer(
+    botocore: Optional[ModuleType], cause: BaseException, aio_only: bool = False
+) -> Callable[[Any], None]:
+    """The failure kept for credential resolution (``failure.defer``). Never raises."""
+    try:
+        from . import failure
+
+        requested_by = f"{ROLE_ARN_VARIABLE}/{SWITCH_VARIABLE}"
+        if aio_only:
+            scope = " for aiobotocore sessions"
+            return failure.defer(botocore, cause, requested_by, failure.is_aio_session, scope)
+        return failure.defer(botocore, cause, requested_by)
+    except Exception:  # noqa: BLE001 - botocore itself is unusable; it will say so
+        return lambda session: None
 
 
 class _FirstSessionInstaller:
@@ -254,59 +343,11 @@ def _renew_in_forked_children(lock: Any) -> None:
     on CPython since 3.9, and on PyPy, whose ``threading`` needs it too), not a function of
     this module: the interpreter keeps at-fork handlers until the very end of its shutdown,
     after the collections that free the application's modules, and a Python function keeps
-    its module's globals alive. From here those reach the installer, the package's
-    initializer, every provider, their private sessions and the service models botocore
-    loaded, and kept them through two more full collections at the exit of every zero-code
+    its module's globals alive. From here those reached the installer (then one of them),
+    the package's initializer, every provider, their private sessions and the service models
+    botocore loaded, and kept them through two more full collections at the exit of every zero-code
     process: 14 M instructions (``benchmarks/short_lived_cost.py``; docs/performance.md).
     """
     reinit = getattr(lock, "_at_fork_reinit", None)
     if reinit is not None:
         os.register_at_fork(after_in_child=reinit)
-
-
-_install_at_first_session = _FirstSessionInstaller()
-
-
-def activation_error(cause: BaseException) -> Exception:
-    """The error every credential resolution raises after a failed activation."""
-    message = (
-        f"{ROLE_ARN_VARIABLE}/{SWITCH_VARIABLE} is set, but assume-provider could not be "
-        f"activated: {type(cause).__name__}: {cause}"
-    )
-    try:
-        from ..errors import ConfigError
-    except Exception:  # noqa: BLE001 - errors.py is what failed; fall back to botocore's base
-        from botocore.exceptions import BotoCoreError
-
-        class ConfigError(BotoCoreError):  # type: ignore[no-redef, misc]
-            fmt = "{message}"
-
-    error: Exception = ConfigError(message)
-    error.__cause__ = cause
-    return error
-
-
-def _defer(botocore: ModuleType, cause: BaseException) -> Callable[[Any], None]:
-    """Every botocore session gets a first credential provider that raises the failure.
-    Returns the initializer that does it (registered with botocore for later sessions)."""
-    import botocore.credentials as credentials
-
-    error = activation_error(cause)
-
-    class ActivationFailed(credentials.CredentialProvider):  # type: ignore[misc]
-        METHOD = "assume-provider"
-        CANONICAL_NAME = "custom-assume-provider"
-
-        def load(self) -> None:
-            raise error
-
-    def initializer(session: Any) -> None:
-        def build_resolver() -> Any:
-            resolver = credentials.create_credential_resolver(session)
-            resolver.providers.insert(0, ActivationFailed())
-            return resolver
-
-        session.lazy_register_component("credential_provider", build_resolver)
-
-    botocore.register_initializer(initializer)
-    return initializer
