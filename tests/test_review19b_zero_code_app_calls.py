@@ -90,7 +90,7 @@ FORK_DURING_INSTALL = """
 
     class HoldTheInstall:
         def find_spec(self, name, path=None, target=None):
-            if name != "assume_provider.aio.registration":
+            if name != "assume_provider.botocore.registration":
                 return None
             spec = importlib.machinery.PathFinder.find_spec(name, path)
             spec.loader = BlockingLoader(spec.loader)
