@@ -21,23 +21,8 @@ from typing import Any, Optional, Union
 from ..engine.records import frozen
 from . import inputs
 from .arns import role_arn_problem
-from .inputs import SETTING_NAMES, SettingInputs, cache_folder, config_key, env_var
+from .inputs import SETTING_NAMES, SettingInputs, cache_folder, config_key, env_var, string_list
 from .own_credentials import warn_if_profile_taken_over
-from .session_params import (
-    POLICY,
-    POLICY_ARNS,
-    SOURCE_IDENTITY,
-    STS_FALLBACK_REGIONS,
-    TAGS,
-    TRANSITIVE_TAG_KEYS,
-    parse_fallback_regions,
-    parse_policy,
-    parse_policy_arns,
-    parse_source_identity,
-    parse_tags,
-    parse_transitive_tag_keys,
-    string_list,
-)
 from .variables import warn_unknown_variables
 
 ROLE_ARN = "role_arn"
@@ -49,6 +34,18 @@ CACHE_DIR = "cache_dir"
 PREFETCH = "prefetch"
 REFRESH_WINDOW_SECONDS = "refresh_window_seconds"
 SHARE = "share"
+# INTERFACE.md's "Session parameters". Their parsers (``session_params.py``, with its
+# character tables) are imported only when one of them is set: most processes set none, and
+# with no value each is its default in ``Settings`` (``docs/performance.md``, "Short-lived
+# processes").
+SESSION_PARAMETERS = (
+    "source_identity",
+    "tags",
+    "transitive_tag_keys",
+    "policy_arns",
+    "policy",
+    "sts_fallback_regions",
+)
 
 # Patterns as text, compiled at first use (``re`` keeps them): a process that sets neither
 # needs none of them (``docs/performance.md``, "Short-lived processes").
@@ -75,10 +72,10 @@ SHARE_MODES = (SHARE_PROCESS, SHARE_DISK)
 
 # Settings whose command-line option is named in the singular (it is given once per item).
 _REPEATED_OPTIONS = {
-    TAGS: "tag",
-    TRANSITIVE_TAG_KEYS: "transitive_tag_key",
-    POLICY_ARNS: "policy_arn",
-    STS_FALLBACK_REGIONS: "sts_fallback_region",
+    "tags": "tag",
+    "transitive_tag_keys": "transitive_tag_key",
+    "policy_arns": "policy_arn",
+    "sts_fallback_regions": "sts_fallback_region",
 }
 
 
@@ -309,6 +306,29 @@ def default_session_name() -> str:
     return sanitize_session_name(f"{user}@{host}")
 
 
+def _session_parameters(raw: Mapping[str, tuple[Any, Origin]]) -> dict[str, Any]:
+    """The session parameters' values by setting name, none when none is set (their parsers
+    give the defaults of ``Settings`` for no value); tags first, as the transitive keys need
+    them."""
+    if all(raw[name][0] is None for name in SESSION_PARAMETERS):
+        return {}
+    from . import session_params as params  # imported here: see SESSION_PARAMETERS
+
+    tags = params.parse_tags(*raw[params.TAGS])
+    return {
+        params.SOURCE_IDENTITY: params.parse_source_identity(*raw[params.SOURCE_IDENTITY]),
+        params.TAGS: tags,
+        params.TRANSITIVE_TAG_KEYS: params.parse_transitive_tag_keys(
+            *raw[params.TRANSITIVE_TAG_KEYS], tags
+        ),
+        params.POLICY_ARNS: params.parse_policy_arns(*raw[params.POLICY_ARNS]),
+        params.POLICY: params.parse_policy(*raw[params.POLICY]),
+        params.STS_FALLBACK_REGIONS: params.parse_fallback_regions(
+            *raw[params.STS_FALLBACK_REGIONS]
+        ),
+    }
+
+
 def resolve_settings(
     given: SettingInputs, *, argument_origin: Optional[Callable[[str], Origin]] = None
 ) -> Settings:
@@ -342,7 +362,7 @@ def resolve_settings(
         origin = Origin.of(place, name, profile.name, given.files.config_path, argument_origin)
         raw[name] = (value, origin)
         places[name] = place
-    tags = parse_tags(*raw[TAGS])
+    session_parameters = _session_parameters(raw)
     settings = Settings(
         role_arns=parse_role_chain(*raw[ROLE_ARN]),
         source=parse_source(*raw[SOURCE]),
@@ -353,12 +373,7 @@ def resolve_settings(
         profile=profile.name,
         prefetch=parse_prefetch(*raw[PREFETCH]),
         refresh_window_seconds=parse_refresh_window(*raw[REFRESH_WINDOW_SECONDS]),
-        source_identity=parse_source_identity(*raw[SOURCE_IDENTITY]),
-        tags=tags,
-        transitive_tag_keys=parse_transitive_tag_keys(*raw[TRANSITIVE_TAG_KEYS], tags),
-        policy_arns=parse_policy_arns(*raw[POLICY_ARNS]),
-        policy=parse_policy(*raw[POLICY]),
-        sts_fallback_regions=parse_fallback_regions(*raw[STS_FALLBACK_REGIONS]),
+        **session_parameters,
         share=parse_share(*raw[SHARE]),
         origins={name: origin for name, (_, origin) in raw.items()},
     )
