@@ -14,9 +14,8 @@ import getpass
 import re
 import socket
 import string
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import field
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..engine.records import frozen
 from . import inputs
@@ -24,6 +23,9 @@ from .arns import role_arn_problem
 from .inputs import SETTING_NAMES, SettingInputs, cache_folder, config_key, env_var, string_list
 from .own_credentials import warn_if_profile_taken_over
 from .variables import warn_unknown_variables
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
 
 ROLE_ARN = "role_arn"
 SOURCE = "source"

@@ -26,11 +26,16 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+# Names for the type checker only (``TypeVar`` is made in Python code at run time).
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
     from typing_extensions import dataclass_transform
+
+    _Class = TypeVar("_Class", bound=type)
 else:
 
     def dataclass_transform(**_options: Any) -> Callable[[Any], Any]:
@@ -38,8 +43,6 @@ else:
 
 
 __all__ = ["frozen"]
-
-_Class = TypeVar("_Class", bound=type)
 
 _MISSING: Any = dataclasses.MISSING
 _NONE: dict[str, Any] = {}  # shared by the classes that have no default (never changed)
