@@ -6,12 +6,13 @@ here runs in time linear in the value (no backtracking pattern), before any requ
 raises a ``ConfigError`` naming the setting and where its value came from.
 
 No botocore import here (the CLI parses settings before it needs botocore); ``json`` is
-imported only when an inline policy is given, ``unicodedata`` only when tags are.
+imported only when an inline policy is given.
 """
 
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
@@ -73,10 +74,6 @@ def parse_source_identity(raw: Any, origin: Any) -> Optional[str]:
 
 
 def _tag_text_ok(text: str) -> bool:
-    # Imported here: only tags need Unicode categories, and most processes set none (an
-    # import of ~0.4 M instructions, ``docs/performance.md``, "Short-lived processes").
-    import unicodedata
-
     for character in text:
         if character in _TAG_PUNCTUATION:
             continue
