@@ -18,9 +18,18 @@ from dataclasses import field
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..engine.records import frozen
-from . import inputs
 from .arns import role_arn_problem
-from .inputs import SETTING_NAMES, SettingInputs, cache_folder, config_key, env_var, string_list
+from .inputs import (
+    ARGUMENT,
+    CONFIG,
+    ENVIRONMENT,
+    SETTING_NAMES,
+    SettingInputs,
+    cache_folder,
+    config_key,
+    env_var,
+    string_list,
+)
 from .own_credentials import warn_if_profile_taken_over
 from .variables import warn_unknown_variables
 
@@ -100,11 +109,11 @@ class Origin:
         ``argument`` words an explicit argument as its caller takes it: the library's keyword
         argument by default, the command line's option (``Origin.option``) for the CLI.
         """
-        if place == inputs.ARGUMENT:
+        if place == ARGUMENT:
             return (argument or Origin.argument)(name)
-        if place == inputs.ENVIRONMENT:
+        if place == ENVIRONMENT:
             return Origin.environment(name)
-        if place == inputs.CONFIG:
+        if place == CONFIG:
             return Origin.config(name, profile, path)
         return Origin.default()
 
