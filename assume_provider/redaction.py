@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .engine.forksafe import ForkSafeLock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MASK = "****"
 _MAX_SECRETS = 256  # old rotated secrets beyond this are no longer in use anywhere

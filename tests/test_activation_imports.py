@@ -1,9 +1,10 @@
 """What a short-lived process with zero-code activation imports of the package: only what its
 first resolution uses. Each module is import work (and objects for the garbage collector)
 that every such process pays (``docs/performance.md``, "Short-lived processes"); the parts
-used only for a refresh, prefetch, async sessions, sharing through the disk or a failure are
-imported when first used. A child process of this interpreter (the package installed with its
-start-up file) resolves through the test bed, as a cron job would.
+used only for a refresh, prefetch, async sessions, sharing through the disk, settings the
+process does not set (the session parameters) or a failure are imported when first used. A
+child process of this interpreter (the package installed with its start-up file) resolves
+through the test bed, as a cron job would.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ NOT_ON_THE_WAY = {
     "assume_provider.server": "the credential server",
     "assume_provider.cli": "the command line",
     "assume_provider.startup.failure": "a failed activation",
+    "assume_provider.config.session_params": "a session parameter (tags, policies, ...) set",
     "cachetools": "nothing any more",
 }
 
@@ -67,3 +69,10 @@ def test_a_one_call_process_imports_only_what_its_resolution_uses(
 def test_the_prefetch_thread_s_code_comes_with_prefetch(role_env: dict[str, str]) -> None:
     role_env["ASSUME_PROVIDER_PREFETCH"] = "true"
     assert "assume_provider.engine.prefetch" in _loaded(role_env)
+
+
+def test_the_session_parameters_parsers_come_with_a_session_parameter(
+    role_env: dict[str, str],
+) -> None:
+    role_env["ASSUME_PROVIDER_TAGS"] = "team=blue"
+    assert "assume_provider.config.session_params" in _loaded(role_env)

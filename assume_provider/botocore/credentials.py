@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Callable
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import botocore.credentials
 
@@ -20,6 +19,9 @@ from ..engine.forksafe import ForkSafeLock, renew_in_child
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
 from . import private
 from .issued_keys import IssuedKeys, engine_of
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,12 @@ there (the child inherits the engine and its credentials).
 from __future__ import annotations
 
 import weakref
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..engine.forksafe import ForkSafeLock
-from ..engine.refresh import RefreshingCredentials
+
+if TYPE_CHECKING:
+    from ..engine.refresh import RefreshingCredentials
 
 __all__ = ["HISTORY", "IssuedKeys", "engine_of"]
 

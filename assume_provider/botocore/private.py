@@ -8,15 +8,17 @@ botocore and boto3, so an upgrade that changes one fails there, by name.
 
 from __future__ import annotations
 
-import datetime
 import threading
 from collections.abc import MutableMapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import botocore.credentials
 import botocore.hooks
 import botocore.session
 import botocore.utils
+
+if TYPE_CHECKING:
+    import datetime
 
 # -- boto3.Session._session -------------------------------------------------------------------
 # register(session) accepts a boto3.Session; the botocore session inside it, which holds the

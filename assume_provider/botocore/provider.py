@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Callable, Mapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import botocore.credentials
 import botocore.exceptions
@@ -32,9 +31,13 @@ from ..credentials.private_session import PrivateSessionRecipe, client_settings
 from ..credentials.sources import SourceCredentials, source_key
 from ..credentials.sts import deferred_sts_client_factory, sts_client_config, sts_target
 from ..engine import shared
-from ..engine.model import TemporaryCredentials
 from . import private
 from .credentials import EngineCredentials
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from ..engine.model import TemporaryCredentials
 
 METHOD = "assume-provider"
 

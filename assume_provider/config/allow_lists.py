@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .inputs import config_key
+from .inputs import config_key, string_list
 from .profiles import ConfigFiles
-from .session_params import string_list
 from .settings import Origin
 
 ALLOW_USERS = "allow_users"

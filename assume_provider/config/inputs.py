@@ -67,6 +67,45 @@ def cache_folder(raw: Any) -> str:
     return os.path.expanduser(DEFAULT_CACHE_DIR)
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """A value quoted for an error message, cut short (a policy can be kilobytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def string_list(name: str, raw: Any, origin: Any, what: str) -> tuple[str, ...]:
+    """A list setting's raw value as its items: a comma-separated string or a sequence of
+    strings (each may hold commas too). Here rather than with the session parameters that are
+    lists: the role chain is one too, and every resolution reads it."""
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        parts = raw.split(",")
+    else:
+        from collections.abc import Sequence  # not needed on the command line's fast path
+
+        if not isinstance(raw, Sequence):
+            allowed = f"expected a comma-separated list or a sequence of {what}s"
+            raise _invalid(name, raw, origin, allowed)
+        parts = []
+        for item in raw:
+            if not isinstance(item, str):
+                raise _invalid(name, raw, origin, f"each {what} must be a string")
+            parts.extend(item.split(","))
+    items = tuple(part.strip() for part in parts)
+    if not any(items):
+        return ()
+    if not all(items):
+        raise _invalid(name, raw, origin, f"an empty {what} in the list")
+    return items
+
+
+def _invalid(name: str, raw: Any, origin: Any, allowed: str) -> Exception:
+    from ..errors import ConfigError  # no botocore import on the command line's fast path
+
+    return ConfigError(f"invalid {name} {shown(raw)} (from {origin}): {allowed}")
+
+
 def visible_access_key_id(environ: Mapping[str, str]) -> Optional[str]:
     """AWS_ACCESS_KEY_ID unless it is the key that `env`/`exec` exported (never a source)."""
     key_id = environ.get("AWS_ACCESS_KEY_ID") or None

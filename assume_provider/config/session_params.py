@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
 from .arns import PARTITIONS, is_account_id, printable_ascii, split_iam_arn
+from .inputs import shown, string_list
 
 SOURCE_IDENTITY = "source_identity"
 TAGS = "tags"
@@ -52,16 +53,10 @@ FILE_PREFIX = "file://"
 _JSON_WHITESPACE = frozenset(" \t\n\r")
 
 
-def _shown(value: Any, limit: int = 80) -> str:
-    """A value quoted for an error message, cut short (a policy can be kilobytes)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
-
-
 def _error(name: str, origin: Any, value: Any, allowed: str) -> Exception:
     from ..errors import ConfigError
 
-    return ConfigError(f"invalid {name} {_shown(value)} (from {origin}): {allowed}")
+    return ConfigError(f"invalid {name} {shown(value)} (from {origin}): {allowed}")
 
 
 def parse_source_identity(raw: Any, origin: Any) -> Optional[str]:
@@ -128,12 +123,12 @@ def parse_tags(raw: Any, origin: Any) -> tuple[tuple[str, str], ...]:
     seen: dict[str, str] = {}
     for key, value in pairs:
         if not 1 <= len(key) <= MAX_TAG_KEY or not _tag_text_ok(key):
-            raise _error(TAGS, origin, raw, f"invalid tag key {_shown(key)}; {_TAG_RULES}")
+            raise _error(TAGS, origin, raw, f"invalid tag key {shown(key)}; {_TAG_RULES}")
         if key.lower().startswith("aws:"):
-            raise _error(TAGS, origin, raw, f"tag key {_shown(key)}: the aws: prefix is reserved")
+            raise _error(TAGS, origin, raw, f"tag key {shown(key)}: the aws: prefix is reserved")
         if len(value) > MAX_TAG_VALUE or not _tag_text_ok(value):
             raise _error(
-                TAGS, origin, raw, f"invalid value of tag {_shown(key)}; {_TAG_RULES}"
+                TAGS, origin, raw, f"invalid value of tag {shown(key)}; {_TAG_RULES}"
             )
         folded = key.lower()
         if folded in seen:
@@ -141,33 +136,11 @@ def parse_tags(raw: Any, origin: Any) -> tuple[tuple[str, str], ...]:
                 TAGS,
                 origin,
                 raw,
-                f"tag keys {_shown(seen[folded])} and {_shown(key)} are equal ignoring case; "
+                f"tag keys {shown(seen[folded])} and {shown(key)} are equal ignoring case; "
                 f"{_TAG_RULES}",
             )
         seen[folded] = key
     return tuple(pairs)
-
-
-def string_list(name: str, raw: Any, origin: Any, what: str) -> tuple[str, ...]:
-    """A comma-separated string or a sequence of strings (each may hold commas too)."""
-    if raw is None:
-        return ()
-    if isinstance(raw, str):
-        parts = raw.split(",")
-    elif isinstance(raw, Sequence):
-        parts = []
-        for item in raw:
-            if not isinstance(item, str):
-                raise _error(name, origin, raw, f"each {what} must be a string")
-            parts.extend(item.split(","))
-    else:
-        raise _error(name, origin, raw, f"expected a comma-separated list or a sequence of {what}s")
-    items = tuple(part.strip() for part in parts)
-    if not any(items):
-        return ()
-    if not all(items):
-        raise _error(name, origin, raw, f"an empty {what} in the list")
-    return items
 
 
 def parse_transitive_tag_keys(
@@ -181,7 +154,7 @@ def parse_transitive_tag_keys(
                 TRANSITIVE_TAG_KEYS,
                 origin,
                 raw,
-                f"{_shown(key)} is not the key of a session tag (tags: "
+                f"{shown(key)} is not the key of a session tag (tags: "
                 f"{', '.join(sorted(tag_keys)) or 'none'}); transitive keys must be among the tags",
             )
     if len({key.lower() for key in keys}) != len(keys):

@@ -14,31 +14,27 @@ import getpass
 import re
 import socket
 import string
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import field
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..engine.records import frozen
-from . import inputs
 from .arns import role_arn_problem
-from .inputs import SETTING_NAMES, SettingInputs, cache_folder, config_key, env_var
-from .own_credentials import warn_if_profile_taken_over
-from .session_params import (
-    POLICY,
-    POLICY_ARNS,
-    SOURCE_IDENTITY,
-    STS_FALLBACK_REGIONS,
-    TAGS,
-    TRANSITIVE_TAG_KEYS,
-    parse_fallback_regions,
-    parse_policy,
-    parse_policy_arns,
-    parse_source_identity,
-    parse_tags,
-    parse_transitive_tag_keys,
+from .inputs import (
+    ARGUMENT,
+    CONFIG,
+    ENVIRONMENT,
+    SETTING_NAMES,
+    SettingInputs,
+    cache_folder,
+    config_key,
+    env_var,
     string_list,
 )
+from .own_credentials import warn_if_profile_taken_over
 from .variables import warn_unknown_variables
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
 
 ROLE_ARN = "role_arn"
 SOURCE = "source"
@@ -49,6 +45,18 @@ CACHE_DIR = "cache_dir"
 PREFETCH = "prefetch"
 REFRESH_WINDOW_SECONDS = "refresh_window_seconds"
 SHARE = "share"
+# INTERFACE.md's "Session parameters". Their parsers (``session_params.py``, with its
+# character tables) are imported only when one of them is set: most processes set none, and
+# with no value each is its default in ``Settings`` (``docs/performance.md``, "Short-lived
+# processes").
+SESSION_PARAMETERS = (
+    "source_identity",
+    "tags",
+    "transitive_tag_keys",
+    "policy_arns",
+    "policy",
+    "sts_fallback_regions",
+)
 
 # Patterns as text, compiled at first use (``re`` keeps them): a process that sets neither
 # needs none of them (``docs/performance.md``, "Short-lived processes").
@@ -75,10 +83,10 @@ SHARE_MODES = (SHARE_PROCESS, SHARE_DISK)
 
 # Settings whose command-line option is named in the singular (it is given once per item).
 _REPEATED_OPTIONS = {
-    TAGS: "tag",
-    TRANSITIVE_TAG_KEYS: "transitive_tag_key",
-    POLICY_ARNS: "policy_arn",
-    STS_FALLBACK_REGIONS: "sts_fallback_region",
+    "tags": "tag",
+    "transitive_tag_keys": "transitive_tag_key",
+    "policy_arns": "policy_arn",
+    "sts_fallback_regions": "sts_fallback_region",
 }
 
 
@@ -101,11 +109,11 @@ class Origin:
         ``argument`` words an explicit argument as its caller takes it: the library's keyword
         argument by default, the command line's option (``Origin.option``) for the CLI.
         """
-        if place == inputs.ARGUMENT:
+        if place == ARGUMENT:
             return (argument or Origin.argument)(name)
-        if place == inputs.ENVIRONMENT:
+        if place == ENVIRONMENT:
             return Origin.environment(name)
-        if place == inputs.CONFIG:
+        if place == CONFIG:
             return Origin.config(name, profile, path)
         return Origin.default()
 
@@ -309,6 +317,29 @@ def default_session_name() -> str:
     return sanitize_session_name(f"{user}@{host}")
 
 
+def _session_parameters(raw: Mapping[str, tuple[Any, Origin]]) -> dict[str, Any]:
+    """The session parameters' values by setting name, none when none is set (their parsers
+    give the defaults of ``Settings`` for no value); tags first, as the transitive keys need
+    them."""
+    if all(raw[name][0] is None for name in SESSION_PARAMETERS):
+        return {}
+    from . import session_params as params  # imported here: see SESSION_PARAMETERS
+
+    tags = params.parse_tags(*raw[params.TAGS])
+    return {
+        params.SOURCE_IDENTITY: params.parse_source_identity(*raw[params.SOURCE_IDENTITY]),
+        params.TAGS: tags,
+        params.TRANSITIVE_TAG_KEYS: params.parse_transitive_tag_keys(
+            *raw[params.TRANSITIVE_TAG_KEYS], tags
+        ),
+        params.POLICY_ARNS: params.parse_policy_arns(*raw[params.POLICY_ARNS]),
+        params.POLICY: params.parse_policy(*raw[params.POLICY]),
+        params.STS_FALLBACK_REGIONS: params.parse_fallback_regions(
+            *raw[params.STS_FALLBACK_REGIONS]
+        ),
+    }
+
+
 def resolve_settings(
     given: SettingInputs, *, argument_origin: Optional[Callable[[str], Origin]] = None
 ) -> Settings:
@@ -342,7 +373,7 @@ def resolve_settings(
         origin = Origin.of(place, name, profile.name, given.files.config_path, argument_origin)
         raw[name] = (value, origin)
         places[name] = place
-    tags = parse_tags(*raw[TAGS])
+    session_parameters = _session_parameters(raw)
     settings = Settings(
         role_arns=parse_role_chain(*raw[ROLE_ARN]),
         source=parse_source(*raw[SOURCE]),
@@ -353,12 +384,7 @@ def resolve_settings(
         profile=profile.name,
         prefetch=parse_prefetch(*raw[PREFETCH]),
         refresh_window_seconds=parse_refresh_window(*raw[REFRESH_WINDOW_SECONDS]),
-        source_identity=parse_source_identity(*raw[SOURCE_IDENTITY]),
-        tags=tags,
-        transitive_tag_keys=parse_transitive_tag_keys(*raw[TRANSITIVE_TAG_KEYS], tags),
-        policy_arns=parse_policy_arns(*raw[POLICY_ARNS]),
-        policy=parse_policy(*raw[POLICY]),
-        sts_fallback_regions=parse_fallback_regions(*raw[STS_FALLBACK_REGIONS]),
+        **session_parameters,
         share=parse_share(*raw[SHARE]),
         origins={name: origin for name, (_, origin) in raw.items()},
     )

@@ -13,7 +13,6 @@ from ..engine.records import frozen
 from ..engine.refresh import TemporaryCredentials
 from ..errors import AssumeRoleError
 from ..redaction import redact_text, register_secret
-from .hops import Hop
 
 # STS answers that no retry can fix: the engine raises them at once instead of backing off.
 NON_RECOVERABLE_CODES = frozenset(
@@ -62,6 +61,8 @@ _CONNECTION_ERRORS = (
 
 if TYPE_CHECKING:  # a Protocol is for the type checker only (its class costs each process)
     from typing import Protocol
+
+    from .hops import Hop
 
     class StsClientFactory(Protocol):
         """Makes an STS client signed with the given credentials (access key, secret, token),

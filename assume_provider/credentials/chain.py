@@ -7,16 +7,17 @@ The plan of the hops is ``hops.py``; one AssumeRole call and its answer, ``assum
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Optional
 
-from ..engine.refresh import TemporaryCredentials
 from ..errors import AssumeRoleError
 from .assume_role import HopResult, assume_in
-from .hops import Hop
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from ..engine.refresh import TemporaryCredentials
     from .assume_role import StsClientFactory
+    from .hops import Hop
 
 __all__ = ["assume_chain", "assume_hop"]
 

@@ -11,21 +11,22 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Optional
 
-from ..config.settings import Settings
 from ..engine.records import frozen
 from ..engine.refresh import RefreshingCredentials, TemporaryCredentials
 from ..errors import AssumeRoleError
 from .assume_role import EXPIRED_TOKEN_CODES, HopResult
 from .chain import assume_chain
 from .hops import NO_PARAMETERS, SessionParameters, plan_hops
-from .sources import SourceCredentials, SourceKey
-from .sts import StsTarget
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
+
+    from ..config.settings import Settings
     from .assume_role import StsClientFactory
+    from .sources import SourceCredentials, SourceKey
+    from .sts import StsTarget
 
 logger = logging.getLogger(__name__)
 

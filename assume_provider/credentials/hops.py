@@ -7,11 +7,13 @@ the session parameters on the hop AWS wants each on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..engine.forksafe import ForkSafeLock
 from ..engine.records import frozen
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # The chain's logger, as before the plan had its own module: users may filter on its name.
 logger = logging.getLogger("assume_provider.credentials.chain")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urlsplit
 
@@ -23,6 +22,8 @@ from ..engine.records import frozen
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .assume_role import StsClientFactory
 
 USER_AGENT_EXTRA = "assume-provider"

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Optional
 
@@ -84,6 +83,7 @@ class RefreshEvent:
 
 
 if TYPE_CHECKING:  # a type for the checker; at run time it would cost a generic alias
+    from collections.abc import Callable, Iterator
     RefreshListener = Callable[[RefreshEvent], object]
 
 _listeners: tuple[RefreshListener, ...] = ()  # replaced whole, so emit() reads it without a lock

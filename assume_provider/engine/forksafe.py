@@ -13,9 +13,11 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
 
 
 class ForkSafeLock:

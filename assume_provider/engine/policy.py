@@ -41,14 +41,17 @@ What a failed refresh leaves behind (``after_failure``):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
-from types import TracebackType
-from typing import ClassVar, Optional
+from typing import TYPE_CHECKING, ClassVar, Optional
 
 from .model import utc_text
 from .records import frozen
-from .schedule import Entry
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+    from .schedule import Entry
 
 __all__ = [
     "NO_SETBACK",

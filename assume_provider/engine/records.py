@@ -26,11 +26,16 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+# Names for the type checker only (``TypeVar`` is made in Python code at run time).
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
     from typing_extensions import dataclass_transform
+
+    _Class = TypeVar("_Class", bound=type)
 else:
 
     def dataclass_transform(**_options: Any) -> Callable[[Any], Any]:
@@ -38,8 +43,6 @@ else:
 
 
 __all__ = ["frozen"]
-
-_Class = TypeVar("_Class", bound=type)
 
 _MISSING: Any = dataclasses.MISSING
 _NONE: dict[str, Any] = {}  # shared by the classes that have no default (never changed)
@@ -73,48 +76,57 @@ class _Spec:
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
 def frozen(cls: _Class) -> _Class:
     """A frozen dataclass made from ``cls`` (see the module)."""
+    namespace = cls.__dict__
     for unsupported in ("__setattr__", "__delattr__", "__post_init__"):
-        if unsupported in cls.__dict__:
+        if unsupported in namespace:
             raise TypeError(f"@frozen does not support {cls.__qualname__}.{unsupported}")
     spec = _spec_of(cls)
     cls._spec = spec  # type: ignore[attr-defined]
     cls.__dataclass_fields__ = _LAZY_FIELDS  # type: ignore[attr-defined]
     cls.__dataclass_params__ = _PARAMS  # type: ignore[attr-defined]
-    if "__match_args__" not in cls.__dict__:
+    if "__match_args__" not in namespace:
         setattr(cls, "__match_args__", spec.names)  # noqa: B010 - mypy refuses the assignment
     if cls.__doc__ is None:
         cls.__doc__ = f"{cls.__name__}({', '.join(spec.names)})"
     for name, method in _METHODS.items():
         # Kept when the class has its own; ``__hash__`` is None when it defines only __eq__.
-        if cls.__dict__.get(name) is None:
+        if namespace.get(name) is None:
             setattr(cls, name, method)
     return cls
 
 
 def _spec_of(cls: type) -> _Spec:
     """The fields of ``cls`` in annotation order, checked as ``dataclasses`` checks them; the
-    class attribute of a ``field(...)`` becomes its default (or goes), as there."""
-    if any(hasattr(base, "_spec") for base in cls.__mro__[1:]):
+    class attribute of a ``field(...)`` becomes its default (or goes), as there.
+
+    Run once per class statement on the import path of every short-lived process, so written
+    for the common class (no ``field(...)``): one pass over the fields, no per-field copies.
+    """
+    namespace = cls.__dict__
+    if hasattr(cls, "_spec") and any(hasattr(base, "_spec") for base in cls.__mro__[1:]):
         raise TypeError(f"@frozen does not support fields inherited by {cls.__qualname__}")
-    annotations = inspect.get_annotations(cls)  # its own, not its bases'
-    for name, value in cls.__dict__.items():
-        if isinstance(value, dataclasses.Field) and name not in annotations:
+    # Its own annotations, not its bases' (what ``inspect.get_annotations`` returns for a
+    # class, without its checks for other kinds of objects).
+    annotations: dict[str, Any] = namespace.get("__annotations__", _NONE)
+    explicit: dict[str, dataclasses.Field[Any]] = {
+        name: value for name, value in namespace.items() if isinstance(value, dataclasses.Field)
+    }
+    for name in explicit:
+        if name not in annotations:
             raise TypeError(f"{cls.__qualname__}.{name} is a field but has no type annotation")
     names = tuple(annotations)
-    defaults: dict[str, Any] = _NONE  # replaced by a dict of its own before the first entry
-    explicit: dict[str, dataclasses.Field[Any]] = _NONE
+    defaults: dict[str, Any] = {}
     a_default_came = False
     for name in names:
         annotation = str(annotations[name])
         if "ClassVar" in annotation or "InitVar" in annotation:
             raise TypeError(f"@frozen does not support {cls.__qualname__}.{name}: {annotation}")
-        default = cls.__dict__.get(name, _MISSING)
+        default = namespace.get(name, _MISSING)
         has_factory = False
-        if isinstance(default, dataclasses.Field):
+        if name in explicit:
             field = default
             if not field.init or field.kw_only is True:
                 raise TypeError(f"@frozen does not support {cls.__qualname__}.{name}'s options")
-            explicit = {**explicit, name: field}
             default = field.default
             has_factory = field.default_factory is not _MISSING
             if default is _MISSING:
@@ -127,11 +139,14 @@ def _spec_of(cls: type) -> _Spec:
                     f"mutable default {type(default)} for field {name} is not allowed: "
                     "use default_factory"
                 )
-            defaults = {**defaults, name: default}
-        if default is not _MISSING or has_factory:
+            defaults[name] = default
+            a_default_came = True
+        elif has_factory:
             a_default_came = True
         elif a_default_came:
             raise TypeError(f"non-default argument {name!r} follows default argument")
+    if not explicit:  # every field is compared, hashed and shown; nothing made by a factory
+        return _Spec(names, defaults or _NONE, _NONE, names, names, names, _NONE)
     factories = {
         name: field.default_factory
         for name, field in explicit.items()
@@ -139,13 +154,11 @@ def _spec_of(cls: type) -> _Spec:
     }
 
     def those(wanted: Callable[[dataclasses.Field[Any]], bool]) -> tuple[str, ...]:
-        if not explicit:
-            return names  # every field is compared, hashed and shown
         return tuple(name for name in names if name not in explicit or wanted(explicit[name]))
 
     return _Spec(
         names,
-        defaults,
+        defaults or _NONE,
         factories or _NONE,
         those(lambda field: field.compare),
         those(lambda field: bool(field.hash) or (field.hash is None and field.compare)),

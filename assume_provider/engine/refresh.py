@@ -28,7 +28,6 @@ import logging
 import random as _random
 import threading
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Optional
 
@@ -54,6 +53,8 @@ from .policy import (
 from .schedule import Entry, advisory_window_for, schedule
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .model import Lock
     from .prefetch import Prefetcher
 

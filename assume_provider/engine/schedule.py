@@ -9,12 +9,15 @@ the early refresh is jittered so that a fleet started together does not refresh 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from .model import TemporaryCredentials
 from .records import frozen
 from .windows import advisory_window_for
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .model import TemporaryCredentials
 
 __all__ = [
     "JITTER_FRACTION",

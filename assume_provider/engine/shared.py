@@ -10,12 +10,16 @@ cache library for it cost a short-lived process more than the rest of this modul
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from typing import TypeVar
+from typing import TYPE_CHECKING
 
 from .forksafe import ForkSafeLock
 
-T = TypeVar("T")
+# Names for the type checker only (``TypeVar`` is made in Python code at run time).
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 MAX_SHARED_OBJECTS = 128
 
