@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError
+from botocore.exceptions import BotoCoreError, ProfileNotFound
 
 
 class AssumeProviderError(BotoCoreError):  # type: ignore[misc]
@@ -20,6 +20,19 @@ class ConfigError(AssumeProviderError):
 
     The message names the setting, where its value came from and what is allowed.
     """
+
+
+class MissingProfileError(ConfigError, ProfileNotFound):  # type: ignore[misc]
+    """A named profile that is in neither the config nor the credentials file.
+
+    Also botocore's ``ProfileNotFound``, which code around botocore catches: the AWS CLI v1
+    reaches into the credential chain at every command and skips that for a profile not
+    found, so that ``aws --profile NEW configure set ...`` can create it.
+    """
+
+    def __init__(self, message: str, profile: str = "") -> None:
+        super().__init__(message)
+        self.kwargs["profile"] = profile  # botocore's field; kept by pickling (the kwargs)
 
 
 class SourceCredentialsError(AssumeProviderError):

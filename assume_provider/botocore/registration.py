@@ -118,6 +118,13 @@ def _resolver_factory(
                 raise
 
         if kind is _SYNC_KIND:  # botocore's chain behind the provider built when needed
+            try:
+                # Where botocore's own factory raises ProfileNotFound for a missing profile,
+                # and where callers catch it (the AWS CLI v1 at every command): here too.
+                session.get_scoped_config()
+            except botocore.exceptions.ProfileNotFound:
+                resolve_session_settings(session, provider.arguments)  # MissingProfileError
+                raise
             return ProviderFirstResolver(provider, build_chain)
         resolver = build_chain()  # an async chain: its layer's resolver awaits the providers
         if all(existing.METHOD != METHOD for existing in resolver.providers):

@@ -358,12 +358,13 @@ def resolve_settings(
         )
     profile = given.profile
     if profile.must_exist and given.profile_values() is None:
-        from ..errors import ConfigError
+        from ..errors import MissingProfileError
 
-        raise ConfigError(
+        raise MissingProfileError(
             f"profile '{profile.name}' (named by {profile.named_by}) is not in the AWS config "
             f"file {given.files.config_path} or the credentials file "
-            f"{given.files.credentials_path}"
+            f"{given.files.credentials_path}",
+            profile.name,
         )
     warn_unknown_variables(given.environ)
     raw: dict[str, tuple[Any, Origin]] = {}
