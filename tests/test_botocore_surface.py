@@ -206,6 +206,24 @@ def test_no_module_but_private_py_reads_a_private_botocore_or_boto3_attribute() 
 
 
 
+
+# -- botocore._INITIALIZERS ---------------------------------------------------------------------
+
+
+def test_botocore_lists_its_initializers_where_the_private_copies_look() -> None:
+    def foreign_initializer(session: object) -> None:
+        pass
+
+    assert isinstance(botocore._INITIALIZERS, list)
+    assert not private.foreign_initializers_registered()  # this package's only, or none
+    botocore.register_initializer(foreign_initializer)
+    try:
+        assert foreign_initializer in botocore._INITIALIZERS
+        assert private.foreign_initializers_registered()
+    finally:
+        botocore.unregister_initializer(foreign_initializer)
+    assert not private.foreign_initializers_registered()
+
 # -- the IMDS fetcher of create_credential_resolver, rebuilt by credentials/imds.py --------
 
 

@@ -12,6 +12,7 @@ import threading
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, Optional
 
+import botocore
 import botocore.credentials
 import botocore.hooks
 import botocore.session
@@ -57,6 +58,27 @@ def event_hooks_of(session: botocore.session.Session) -> Optional[Any]:
     hooks = getattr(session, "_original_handler", None)
     return hooks if isinstance(hooks, botocore.hooks.HierarchicalEmitter) else None
 
+
+
+# -- botocore._INITIALIZERS -------------------------------------------------------------------
+# Every botocore session runs every registered initializer, this package's private copies
+# too. A later private copy may start from a copy of the first copy's handlers (what botocore
+# registered, nothing more) only while no other package's initializer can have added its own
+# to them (credentials/private_session.py); botocore lists its initializers only here.
+
+
+def foreign_initializers_registered() -> bool:
+    """Whether an initializer not of this package is registered with botocore (True when
+    botocore no longer keeps its list where this looks: the safe answer)."""
+    initializers = getattr(botocore, "_INITIALIZERS", None)
+    if not isinstance(initializers, list):
+        return True
+    return any(not _is_own(initializer) for initializer in initializers)
+
+
+def _is_own(initializer: object) -> bool:
+    module = getattr(initializer, "__module__", None) or type(initializer).__module__
+    return module == "assume_provider" or module.startswith("assume_provider.")
 
 # -- botocore.credentials.InstanceMetadataProvider._role_fetcher -------------------------------
 # The ``auto`` source wraps the IMDS fetcher of botocore's chain in retries

@@ -195,7 +195,8 @@ def _initializer(session: botocore.session.Session) -> None:
     if type(session) is botocore.session.Session:  # subclasses may register other handlers
         hooks = private.event_hooks_of(session)
         if hooks is not None:
-            remember_builtin_handlers(hooks)  # before anything of ours is registered on it
+            # Before anything of ours is registered on it.
+            remember_builtin_handlers(hooks, private.foreign_initializers_registered)
     if settings is not None and _kind_of(session) is not None:
         # An async session no layer claims keeps its own resolver (never a sync one).
         _installed_providers.add(_register(session, settings))
