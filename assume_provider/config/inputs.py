@@ -17,6 +17,15 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any, Optional
 
+# INTERFACE.md's "Session parameters", as argument names.
+SESSION_PARAMETER_NAMES = (
+    "source_identity",
+    "tags",
+    "transitive_tag_keys",
+    "policy_arns",
+    "policy",
+    "sts_fallback_regions",
+)
 # The settings of INTERFACE.md's table and the refresh tuning, as argument names.
 SETTING_NAMES = (
     "role_arn",
@@ -27,13 +36,7 @@ SETTING_NAMES = (
     "cache_dir",
     "prefetch",
     "refresh_window_seconds",
-    # INTERFACE.md's "Session parameters".
-    "source_identity",
-    "tags",
-    "transitive_tag_keys",
-    "policy_arns",
-    "policy",
-    "sts_fallback_regions",
+    *SESSION_PARAMETER_NAMES,
     # INTERFACE.md's "Sharing across processes".
     "share",
 )

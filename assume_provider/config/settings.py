@@ -23,6 +23,7 @@ from .inputs import (
     ARGUMENT,
     CONFIG,
     ENVIRONMENT,
+    SESSION_PARAMETER_NAMES,
     SETTING_NAMES,
     SettingInputs,
     cache_folder,
@@ -49,14 +50,7 @@ SHARE = "share"
 # character tables) are imported only when one of them is set: most processes set none, and
 # with no value each is its default in ``Settings`` (``docs/performance.md``, "Short-lived
 # processes").
-SESSION_PARAMETERS = (
-    "source_identity",
-    "tags",
-    "transitive_tag_keys",
-    "policy_arns",
-    "policy",
-    "sts_fallback_regions",
-)
+SESSION_PARAMETERS = SESSION_PARAMETER_NAMES
 
 # Patterns as text, compiled at first use (``re`` keeps them): a process that sets neither
 # needs none of them (``docs/performance.md``, "Short-lived processes").
